@@ -1,0 +1,3 @@
+from mmlib.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""The `mmlib` command. Each subcommand is a thin shell over a library function.
+
+A mistake the user can make (a missing path, a bad params file) ends with one line on stderr and
+exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from mmlib.config import ConfigError, stage_params
+from mmlib.data.sources import UsageError
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from mmlib.data.ingest import IngestConfig, ingest
+
+    settings = stage_params("ingest", args.params) if args.params else {}
+    flags = {"workers": args.workers, "timeout_s": args.timeout, "min_frames": args.min_frames}
+    settings |= {k: v for k, v in flags.items() if v is not None}
+    known = {f.name for f in dataclasses.fields(IngestConfig)}
+    config = IngestConfig(**{k: v for k, v in settings.items() if k in known})
+    report = ingest(args.paths, args.output, config, progress=not args.quiet)
+    print(report.line(args.output))
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from mmlib.data.fetch import fetch
+
+    report = fetch(args.sources, args.dest, progress=not args.quiet)
+    print(report.line(args.dest))
+    return 0
+
+
+def _notebook(args: argparse.Namespace) -> int:
+    from mmlib.notebooks import run_notebook
+
+    run_notebook(args.notebook, args.output, dict(args.parameter), args.kernel, args.cwd)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmlib", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("ingest", help="replays (files, folders, .zip/.7z) -> per-game parquet")
+    s.add_argument("paths", nargs="+", type=Path, help="replay files, folders or archives")
+    s.add_argument("--output", "-o", type=Path, required=True, help="output folder")
+    s.add_argument("--workers", "-j", type=int, help="worker processes (default: all cores)")
+    s.add_argument("--timeout", type=float, help="seconds per replay before it counts as a hang")
+    s.add_argument("--min-frames", type=int, help="playable frames a usable 1v1 needs")
+    s.add_argument("--params", type=Path, help="take defaults from this params.yaml (`ingest`)")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    s.set_defaults(run=_ingest)
+
+    s = sub.add_parser("fetch", help="bring .slp files into data/replays from folders, archives, URLs")
+    s.add_argument("sources", nargs="+", help="folders (e.g. ~/Slippi), .zip/.7z archives, or URLs")
+    s.add_argument("--dest", type=Path, default=Path("data/replays"), help="default: data/replays")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    s.set_defaults(run=_fetch)
+
+    s = sub.add_parser("notebook", help="run a percent-format notebook headless with papermill")
+    s.add_argument("notebook", type=Path, help="notebooks/NN_name.py")
+    s.add_argument("output", type=Path, help="the executed .ipynb to write")
+    s.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                   metavar=("NAME", "VALUE"), help="set a parameter (YAML value)")
+    s.add_argument("-k", "--kernel", default="mmlib", help="Jupyter kernel (default: mmlib)")
+    s.add_argument("--cwd", type=Path, default=Path("."), help="working directory of the kernel")
+    s.set_defaults(run=_notebook)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (UsageError, ConfigError) as e:
+        print(f"mmlib {args.command}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mmlib {args.command}: interrupted; run it again to finish", file=sys.stderr)
+        return 130

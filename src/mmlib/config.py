@@ -1,0 +1,49 @@
+"""params.yaml -> the settings of one stage, for the chosen profile.
+
+params.yaml has one section per stage. A section may hold `smoke:` and `full:` sub-sections;
+the one named by the top-level `profile` key is laid over the section's shared keys:
+
+    profile: smoke
+    ingest:
+      timeout_s: 120
+      smoke: {workers: 2}
+      full: {workers: 0}
+
+gives `stage_params("ingest") == {"timeout_s": 120, "workers": 2}`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+PROFILES = ("smoke", "full")
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class ConfigError(Exception):
+    """params.yaml is missing or does not hold what a stage needs (one line for the user)."""
+
+
+def load_params(path: Path = DEFAULT_PARAMS) -> dict:
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"no params file at {path}") from None
+
+
+def stage_params(stage: str, path: Path = DEFAULT_PARAMS, profile: str | None = None) -> dict:
+    """The settings of `stage` with its profile sub-section applied."""
+    params = load_params(path)
+    profile = profile or params.get("profile", "smoke")
+    if profile not in PROFILES:
+        raise ConfigError(f"profile {profile!r} in {path} is not one of {', '.join(PROFILES)}")
+    if stage not in params:
+        raise ConfigError(f"{path} has no `{stage}` section")
+    section = dict(params[stage] or {})
+    overrides = section.get(profile) or {}
+    for name in PROFILES:
+        section.pop(name, None)
+    return section | overrides
