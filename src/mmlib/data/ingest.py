@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from mmlib.atomic import atomic_path
 from mmlib.data.replay import Rejected, classify, frames_table, read_raw
 from mmlib.data.sources import BadArchive, Replay, UsageError, expand
 from mmlib.data.summary import GAMES_SCHEMA, summarize
@@ -70,13 +71,8 @@ class IngestReport:
 
 
 def write_atomic(table: pa.Table, path: Path) -> None:
-    """Write a parquet file under a temporary name in the same folder, then rename it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, **PARQUET_OPTIONS)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def ingest_one(path: str, name: str, md5: str, games_dir: str, min_frames: int) -> dict:

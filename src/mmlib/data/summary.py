@@ -97,11 +97,12 @@ def winners(end_method, lras, players, last_stocks, last_percent, placements) ->
     if end_method == "NO_CONTEST":
         return []
     first = [p for p, place in placements.items() if place == 0]
-    if not first:  # no placements before 3.13: whoever still has stocks on the last frame
+    if not first:  # no placements before 3.13: the one player (or team) with stocks left
         alive = [p for p in ports if last_stocks[p] > 0]
-        first = alive if len({team[p] for p in alive}) == 1 and (len(alive) == 1 or team[alive[0]] is not None) else []
-        if not first:
+        one_team = len({team[p] for p in alive}) == 1 and team[alive[0]] is not None
+        if not (len(alive) == 1 or one_team):
             return []
+        first = alive[:1]
     if team[first[0]] is not None:
         return sorted(p for p in ports if team[p] == team[first[0]])
     return first

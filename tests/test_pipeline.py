@@ -1,0 +1,129 @@
+"""The pipeline: the overview notebook runs headless, and `dvc repro` works from a clean clone.
+
+These are the tests that keep the README's promise: clone, `make repro`, get the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mmlib.data.ingest import IngestConfig, ingest
+from mmlib.notebooks import make_stable, run_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+GAMES = SHARED / "replays" / "games"
+pytestmark = pytest.mark.skipif(not GAMES.is_dir(), reason=f"no shared replays at {GAMES}")
+
+
+def _env(src: Path) -> dict[str, str]:
+    """The environment of a command run with this venv's tools and the code under `src`."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(src)
+    return env
+
+
+@pytest.fixture(scope="module")
+def overview_run(tmp_path_factory) -> Path:
+    """The overview notebook executed on an ingest of games/ (two replays renamed into rejects)."""
+    work = tmp_path_factory.mktemp("overview")
+    replays = work / "replays"
+    shutil.copytree(GAMES, replays)
+    (replays / "not-a-replay.slp").write_text("this is not a replay")
+    ingest([replays], work / "ingest", IngestConfig(workers=2), progress=False)
+    out = work / "report" / "overview.ipynb"
+    run_notebook(
+        ROOT / "notebooks" / "00_dataset_overview.py", out,
+        {"ingest_dir": str(work / "ingest"), "report_dir": str(out.parent),
+         "params_file": str(ROOT / "params.yaml")},
+        cwd=ROOT,
+    )
+    return out
+
+
+def test_overview_notebook_runs_headless(overview_run: Path):
+    nb = nbformat.read(overview_run, as_version=4)
+    assert nb.metadata.papermill.exception is None
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.output_type == "error"]
+    assert errors == []
+    metrics = json.loads((overview_run.parent / "metrics.json").read_text())
+    assert metrics["games"] == len(list(GAMES.glob("*.slp")))
+    assert metrics["rejects"] == 1 and metrics["rejects_by_reason"] == {"not_slippi": 1}
+    assert metrics["human_slots"] + metrics["cpu_slots"] == 2 * metrics["games"]
+    for picture in ("game_length.png", "character_stage.png"):
+        assert (overview_run.parent / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the injected parameters are recorded, so the report says what it was run on
+    assert nb.metadata.papermill.parameters["ingest_dir"].endswith("ingest")
+
+
+def test_executed_notebook_has_no_timings(overview_run: Path):
+    text = overview_run.read_text()
+    for key in ('"start_time"', '"end_time"', '"duration"', '"iopub.execute_input"'):
+        assert key not in text
+    nb = nbformat.read(overview_run, as_version=4)
+    assert [c.id for c in nb.cells] == [f"cell-{i}" for i in range(len(nb.cells))]
+
+
+def test_make_stable_strips_what_papermill_records():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+    nb.metadata["papermill"] = {"start_time": "t0", "end_time": "t1", "duration": 1.0, "version": "v"}
+    nb.cells[0].metadata["execution"] = {"iopub.status.busy": "t"}
+    nb.cells[0].metadata["papermill"] = {"duration": 0.1, "status": "completed"}
+    make_stable(nb)
+    assert nb.metadata["papermill"] == {"version": "v"}
+    assert nb.cells[0].metadata == {"papermill": {"status": "completed"}}
+    assert nb.cells[0].id == "cell-0"
+
+
+def test_notebook_command_errors_are_one_line(tmp_path):
+    missing = subprocess.run(
+        [sys.executable, "-m", "mmlib", "notebook", "notebooks/nope.py", str(tmp_path / "o.ipynb")],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == "mmlib notebook: no notebook at notebooks/nope.py"
+    no_kernel = subprocess.run(
+        [sys.executable, "-m", "mmlib", "notebook", "notebooks/00_dataset_overview.py",
+         str(tmp_path / "o.ipynb"), "-k", "no-such-kernel"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert no_kernel.returncode == 2
+    assert len(no_kernel.stderr.strip().splitlines()) == 1
+    assert "no Jupyter kernel named 'no-such-kernel'" in no_kernel.stderr
+    assert not (tmp_path / "o.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_dvc_repro_from_a_clean_clone(tmp_path):
+    """`git clone` + `dvc pull data.dvc` + `dvc repro` reproduces the committed dvc.lock exactly,
+    and a second `dvc repro` does nothing."""
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True).returncode:
+        pytest.skip("the repository has no commit to clone")
+    clone = tmp_path / "work" / "mmlib"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    (tmp_path / "shared").symlink_to(SHARED)  # the DVC remote is ../shared/dvc-remote
+    env = _env(clone / "src")
+
+    def run(*cmd: str) -> str:
+        done = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    run("dvc", "pull", "data.dvc")
+    assert len(list((clone / "data" / "replays").glob("*.slp"))) == 42
+    run("dvc", "repro")
+    assert "dvc.lock" not in run("git", "status", "--porcelain"), "outputs differ from dvc.lock"
+    assert run("git", "status", "--porcelain", "reports") == ""  # metrics and pictures as committed
+    second = run("dvc", "repro")
+    assert "Running stage" not in second
+    assert json.loads(run("dvc", "status", "--json")) == {}
