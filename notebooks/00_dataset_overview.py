@@ -61,7 +61,9 @@ print(f"{len(games)} games, {len(rejects)} rejected files")
 overview.game_table(games)
 
 # %%
-games[["is_1v1", "legal_stage", "enough_frames", "normal_end", "usable_1v1"]].sum().to_frame("games")
+games[["is_1v1", "legal_stage", "enough_frames", "normal_end", "usable_1v1"]].sum().to_frame(
+    "games"
+)
 
 # %%
 games.groupby("end_method", dropna=False).size().to_frame("games")

@@ -42,9 +42,13 @@ def overview_run(tmp_path_factory) -> Path:
     ingest([replays], work / "ingest", IngestConfig(workers=2), progress=False)
     out = work / "report" / "overview.ipynb"
     run_notebook(
-        ROOT / "notebooks" / "00_dataset_overview.py", out,
-        {"ingest_dir": str(work / "ingest"), "report_dir": str(out.parent),
-         "params_file": str(ROOT / "params.yaml")},
+        ROOT / "notebooks" / "00_dataset_overview.py",
+        out,
+        {
+            "ingest_dir": str(work / "ingest"),
+            "report_dir": str(out.parent),
+            "params_file": str(ROOT / "params.yaml"),
+        },
         cwd=ROOT,
     )
     return out
@@ -53,8 +57,13 @@ def overview_run(tmp_path_factory) -> Path:
 def test_overview_notebook_runs_headless(overview_run: Path):
     nb = nbformat.read(overview_run, as_version=4)
     assert nb.metadata.papermill.exception is None
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.output_type == "error"]
+    errors = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.output_type == "error"
+    ]
     assert errors == []
     metrics = json.loads((overview_run.parent / "metrics.json").read_text())
     assert metrics["games"] == len(list(GAMES.glob("*.slp")))
@@ -76,7 +85,12 @@ def test_executed_notebook_has_no_timings(overview_run: Path):
 
 def test_make_stable_strips_what_papermill_records():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
-    nb.metadata["papermill"] = {"start_time": "t0", "end_time": "t1", "duration": 1.0, "version": "v"}
+    nb.metadata["papermill"] = {
+        "start_time": "t0",
+        "end_time": "t1",
+        "duration": 1.0,
+        "version": "v",
+    }
     nb.cells[0].metadata["execution"] = {"iopub.status.busy": "t"}
     nb.cells[0].metadata["papermill"] = {"duration": 0.1, "status": "completed"}
     make_stable(nb)
@@ -88,14 +102,26 @@ def test_make_stable_strips_what_papermill_records():
 def test_notebook_command_errors_are_one_line(tmp_path):
     missing = subprocess.run(
         [sys.executable, "-m", "mmlib", "notebook", "notebooks/nope.py", str(tmp_path / "o.ipynb")],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert missing.returncode == 2
     assert missing.stderr.strip() == "mmlib notebook: no notebook at notebooks/nope.py"
     no_kernel = subprocess.run(
-        [sys.executable, "-m", "mmlib", "notebook", "notebooks/00_dataset_overview.py",
-         str(tmp_path / "o.ipynb"), "-k", "no-such-kernel"],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "mmlib",
+            "notebook",
+            "notebooks/00_dataset_overview.py",
+            str(tmp_path / "o.ipynb"),
+            "-k",
+            "no-such-kernel",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert no_kernel.returncode == 2
     assert len(no_kernel.stderr.strip().splitlines()) == 1
@@ -107,9 +133,11 @@ def test_notebook_command_errors_are_one_line(tmp_path):
 def test_dvc_repro_from_a_clean_clone(tmp_path):
     """`git clone` + `dvc pull data.dvc` + `dvc repro` reproduces the committed dvc.lock exactly,
     and a second `dvc repro` does nothing."""
-    if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True).returncode:
+    if subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True
+    ).returncode:
         pytest.skip("the repository has no commit to clone")
-    clone = tmp_path / "work" / "mmlib"
+    clone = tmp_path / "mmlib"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     (tmp_path / "shared").symlink_to(SHARED)  # the DVC remote is ../shared/dvc-remote
     env = _env(clone / "src")

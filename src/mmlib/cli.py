@@ -11,8 +11,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from mmlib.config import ConfigError, stage_params
-from mmlib.data.sources import UsageError
+from mmlib.config import stage_params
+from mmlib.errors import UsageError
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -37,8 +37,11 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _notebook(args: argparse.Namespace) -> int:
+    import logging
+
     from mmlib.notebooks import run_notebook
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # papermill's --log-output
     run_notebook(args.notebook, args.output, dict(args.parameter), args.kernel, args.cwd)
     return 0
 
@@ -57,7 +60,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     s.set_defaults(run=_ingest)
 
-    s = sub.add_parser("fetch", help="bring .slp files into data/replays from folders, archives, URLs")
+    s = sub.add_parser(
+        "fetch", help="bring .slp files into data/replays from folders, archives, URLs"
+    )
     s.add_argument("sources", nargs="+", help="folders (e.g. ~/Slippi), .zip/.7z archives, or URLs")
     s.add_argument("--dest", type=Path, default=Path("data/replays"), help="default: data/replays")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
@@ -66,8 +71,15 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("notebook", help="run a percent-format notebook headless with papermill")
     s.add_argument("notebook", type=Path, help="notebooks/NN_name.py")
     s.add_argument("output", type=Path, help="the executed .ipynb to write")
-    s.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                   metavar=("NAME", "VALUE"), help="set a parameter (YAML value)")
+    s.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter (YAML value)",
+    )
     s.add_argument("-k", "--kernel", default="mmlib", help="Jupyter kernel (default: mmlib)")
     s.add_argument("--cwd", type=Path, default=Path("."), help="working directory of the kernel")
     s.set_defaults(run=_notebook)
@@ -78,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (UsageError, ConfigError) as e:
+    except UsageError as e:
         print(f"mmlib {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import yaml
 
+from mmlib.errors import UsageError
+
 PROFILES = ("smoke", "full")
 DEFAULT_PARAMS = Path("params.yaml")
 
 
-class ConfigError(Exception):
+class ConfigError(UsageError):
     """params.yaml is missing or does not hold what a stage needs (one line for the user)."""
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from mmlib.atomic import write_text
-from mmlib.data.sources import UsageError
+from mmlib.errors import UsageError
 
 _TIMING_KEYS = ("start_time", "end_time", "duration")
 
@@ -42,7 +42,10 @@ def _check_kernel(kernel: str) -> None:
 
 
 def run_notebook(
-    notebook: Path, output: Path, parameters: dict[str, str], kernel: str = "mmlib",
+    notebook: Path,
+    output: Path,
+    parameters: dict[str, str],
+    kernel: str = "mmlib",
     cwd: Path = Path("."),
 ) -> None:
     """Execute `notebook` (a jupytext .py) with papermill and write the result to `output`.
@@ -62,12 +65,19 @@ def run_notebook(
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         nb = papermill.execute_notebook(
-            nb, None, parameters=params, kernel_name=kernel, cwd=str(cwd),
-            log_output=True, progress_bar=False,
+            nb,
+            None,
+            parameters=params,
+            kernel_name=kernel,
+            cwd=str(cwd),
+            log_output=True,
+            progress_bar=False,
         )
     except papermill.PapermillExecutionError as e:
         print(e, file=sys.stderr)  # the cell's traceback
-        raise UsageError(f"{notebook} failed in cell {e.exec_count}: {e.ename}: {e.evalue}") from None
+        raise UsageError(
+            f"{notebook} failed in cell {e.exec_count}: {e.ename}: {e.evalue}"
+        ) from None
     nb.metadata.papermill["input_path"] = str(notebook)
     nb.metadata.papermill["output_path"] = str(output)
     make_stable(nb)

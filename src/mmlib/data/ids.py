@@ -20,7 +20,7 @@ class Character:
     slug: str  # lower-case name for command lines and file names
 
 
-# (external, internal, name, slug). Ice Climbers are Popo (10) on the leader, Nana (11) on the follower.
+# (external, internal, name, slug). Ice Climbers: Popo (10) leads, Nana (11) follows.
 _CHARACTER_ROWS = [
     (0, 2, "Captain Falcon", "falcon"),
     (1, 3, "Donkey Kong", "dk"),
@@ -62,7 +62,9 @@ CHARACTERS: dict[int, Character] = {r[0]: Character(*r) for r in _CHARACTER_ROWS
 ICE_CLIMBERS = 14  # external id: the only character with a follower (Nana)
 NANA_INTERNAL = 11
 # Internal ids are unique except Popo, who appears both as Ice Climbers (14) and as Popo (32).
-INTERNAL_NAMES: dict[int, str] = {c.internal: c.name for c in CHARACTERS.values() if c.external != 32}
+INTERNAL_NAMES: dict[int, str] = {
+    c.internal: c.name for c in CHARACTERS.values() if c.external != 32
+}
 INTERNAL_NAMES[NANA_INTERNAL] = "Nana"
 INTERNAL_NAMES[10] = "Popo"
 CHARACTER_BY_SLUG: dict[str, Character] = {c.slug: c for c in CHARACTERS.values()}
@@ -104,7 +106,12 @@ STAGES: dict[int, str] = {
 # The six tournament-legal stages: external id -> libmelee `Stage` value (internal).
 LEGAL_STAGES: dict[int, int] = {2: 0x08, 3: 0x12, 8: 0x06, 28: 0x1A, 31: 0x18, 32: 0x19}
 
-PORTS = (1, 2, 3, 4)  # mmlib numbers ports 1-4, as the game and libmelee do; peppi uses P1..P4 = 0..3
+PORTS = (
+    1,
+    2,
+    3,
+    4,
+)  # mmlib numbers ports 1-4, as the game and libmelee do; peppi uses P1..P4 = 0..3
 PLAYER_TYPES = {0: "human", 1: "cpu", 2: "demo"}
 
 

@@ -31,8 +31,9 @@ from tqdm import tqdm
 
 from mmlib.atomic import atomic_path
 from mmlib.data.replay import Rejected, classify, frames_table, read_raw
-from mmlib.data.sources import BadArchive, Replay, UsageError, expand
+from mmlib.data.sources import BadArchive, Replay, expand
 from mmlib.data.summary import GAMES_SCHEMA, summarize
+from mmlib.errors import UsageError
 
 GAME_KEY = b"mmlib.game"  # footer metadata key holding a game file's games-table row
 REJECTS_SCHEMA = pa.schema(
@@ -43,7 +44,11 @@ REJECTS_SCHEMA = pa.schema(
         ("message", pa.string()),
     ]
 )
-PARQUET_OPTIONS = dict(compression="zstd", use_dictionary=False)
+# Dictionary pages and per-column statistics cost a quarter of the write time and buy little
+# here (one row group per game): keep statistics for the key columns, which filters use.
+PARQUET_OPTIONS = dict(
+    compression="zstd", use_dictionary=False, write_statistics=["frame", "port", "follower"]
+)
 
 
 @dataclass(frozen=True)
@@ -71,8 +76,12 @@ class IngestReport:
 
 
 def write_atomic(table: pa.Table, path: Path) -> None:
+    """Write a parquet file atomically. It is built in memory and written with one call, which
+    is about a sixth faster than streaming page by page to the file."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **PARQUET_OPTIONS)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, **PARQUET_OPTIONS)
+        tmp.write_bytes(sink.getvalue())
 
 
 def ingest_one(path: str, name: str, md5: str, games_dir: str, min_frames: int) -> dict:
@@ -114,27 +123,28 @@ def _lock(output: Path) -> int:
     return fd
 
 
-def _run_pool(todo: list[Replay], games_dir: Path, config: IngestConfig, progress: bool):
-    """Yield (replay, result) as workers finish; hangs and dead workers become rejects."""
-    from pebble import ProcessExpired, ProcessPool
+def _parse_all(replays: Iterable[Replay], games_dir: Path, config: IngestConfig, progress: bool):
+    """Yield (replay, result) for every replay; hangs and dead workers become rejects.
 
-    workers = config.workers or os.cpu_count() or 1
-    with ProcessPool(max_workers=min(workers, max(len(todo), 1))) as pool:
-        futures = {
-            pool.schedule(
-                ingest_one,
-                args=(str(r.path), r.name, r.md5, str(games_dir), config.min_frames),
-                timeout=config.timeout_s,
-            ): r
-            for r in todo
-        }
-        bar = tqdm(total=len(todo), desc="ingest", unit="game", disable=not progress)
+    Each replay is scheduled as soon as it is hashed, so hashing in this process overlaps the
+    parsing in the workers.
+    """
+    from pebble import CONSTS, ProcessExpired, ProcessPool
+
+    CONSTS.sleep_unit = 0.01  # pebble polls its workers every 0.1 s, a 0.1 s wait at every close
+    with ProcessPool(max_workers=config.workers or os.cpu_count() or 1) as pool:
+        bar = tqdm(total=0, desc="ingest", unit="game", disable=not progress)
+        futures = {}
+        for r in replays:
+            args = (str(r.path), r.name, r.md5, str(games_dir), config.min_frames)
+            futures[pool.schedule(ingest_one, args=args, timeout=config.timeout_s)] = r
+            bar.total += 1
         for future in concurrent.futures.as_completed(futures):
             replay = futures[future]
             try:
                 result = future.result()
             except concurrent.futures.TimeoutError:
-                result = {"reason": "timeout", "message": f"parsing took over {config.timeout_s:g} s"}
+                result = {"reason": "timeout", "message": f"took over {config.timeout_s:g} s"}
             except ProcessExpired as e:
                 result = {"reason": "crash", "message": f"the parser process died ({e})"}
             if "reason" in result:
@@ -145,7 +155,10 @@ def _run_pool(todo: list[Replay], games_dir: Path, config: IngestConfig, progres
 
 
 def ingest(
-    inputs: Iterable[Path], output: Path, config: IngestConfig = IngestConfig(), progress: bool = True
+    inputs: Iterable[Path],
+    output: Path,
+    config: IngestConfig = IngestConfig(),
+    progress: bool = True,
 ) -> IngestReport:
     """Ingest every replay under `inputs` into `output` (see the module docstring)."""
     started = time.perf_counter()
@@ -168,25 +181,33 @@ def ingest(
         report = IngestReport()
         stored = {p.stem for p in games_dir.glob("*.parquet")}
         seen: set[str] = set()
-        todo: list[Replay] = []
         names: set[str] = set()
         rejects: list[dict] = []
-        for item in expand(inputs, scratch, progress):
-            names.add(item.name)
-            if isinstance(item, BadArchive):
-                rejects.append({"source": item.name, "md5": None, "reason": "bad_archive",
-                                "message": item.message})
-            elif item.md5 in seen:
-                report.duplicates += 1
-            elif item.md5 in stored:
-                report.present += 1
-                seen.add(item.md5)
-            else:
-                seen.add(item.md5)
-                todo.append(item)
+
+        def new_replays():
+            """The replays to parse; counts the rest (present, duplicate, bad archive)."""
+            for item in expand(inputs, scratch):
+                names.add(item.name)
+                if isinstance(item, BadArchive):
+                    rejects.append(
+                        {
+                            "source": item.name,
+                            "md5": None,
+                            "reason": "bad_archive",
+                            "message": item.message,
+                        }
+                    )
+                elif item.md5 in seen:
+                    report.duplicates += 1
+                elif item.md5 in stored:
+                    report.present += 1
+                    seen.add(item.md5)
+                else:
+                    seen.add(item.md5)
+                    yield item
 
         new_rows: dict[str, dict] = {}
-        for _, result in _run_pool(todo, games_dir, config, progress):
+        for _, result in _parse_all(new_replays(), games_dir, config, progress):
             if "row" in result:
                 new_rows[result["row"]["md5"]] = result["row"]
                 report.ingested += 1
@@ -202,7 +223,8 @@ def ingest(
         rows |= new_rows
         rows |= {md5: _game_row(p) for md5, p in files.items() if md5 not in rows}
         old_rejects = [
-            r for r in _read_rows(output / "rejects.parquet")
+            r
+            for r in _read_rows(output / "rejects.parquet")
             if r["source"] not in names and r["md5"] not in files
         ]
         games = sorted(rows.values(), key=lambda r: (r["source"], r["md5"]))

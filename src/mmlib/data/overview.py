@@ -12,8 +12,17 @@ import pyarrow.parquet as pq
 
 from mmlib.data.ids import PORTS
 
-GAME_COLUMNS = ["source", "slippi_version", "stage", "players", "n_players", "frames",
-                "duration_s", "end_method", "usable_1v1"]
+GAME_COLUMNS = [
+    "source",
+    "slippi_version",
+    "stage",
+    "players",
+    "n_players",
+    "frames",
+    "duration_s",
+    "end_method",
+    "usable_1v1",
+]
 
 
 def load(ingest_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -56,8 +65,9 @@ def character_frames(games: pd.DataFrame) -> pd.DataFrame:
     """Games and playable frames per character, across both perspectives (behaviour cloning's
     budget), split by human and CPU slots."""
     slots = player_slots(games)
-    table = slots.pivot_table(index="character", columns="type", values="playable_frames",
-                              aggfunc="sum", fill_value=0)
+    table = slots.pivot_table(
+        index="character", columns="type", values="playable_frames", aggfunc="sum", fill_value=0
+    )
     table["games"] = slots.groupby("character")["md5"].nunique()
     table["frames"] = slots.groupby("character")["playable_frames"].sum()
     return table.sort_values("frames", ascending=False)
@@ -88,8 +98,13 @@ def plot_game_lengths(games: pd.DataFrame, min_frames: int, bin_s: float, ax) ->
     """Histogram of playable game length (seconds), usable 1v1 games stacked on the rest."""
     longest = float(games["duration_s"].max())
     bins = [i * bin_s for i in range(int(longest // bin_s) + 2)]
-    groups = [games.loc[~games["usable_1v1"], "duration_s"], games.loc[games["usable_1v1"], "duration_s"]]
-    ax.hist(groups, bins=bins, stacked=True, label=["other", "usable 1v1"], color=["#bbb", "#3b75af"])
+    groups = [
+        games.loc[~games["usable_1v1"], "duration_s"],
+        games.loc[games["usable_1v1"], "duration_s"],
+    ]
+    ax.hist(
+        groups, bins=bins, stacked=True, label=["other", "usable 1v1"], color=["#bbb", "#3b75af"]
+    )
     ax.axvline(min_frames / 60, color="k", ls="--", lw=1, label=f"min_frames = {min_frames}")
     ax.set(xlabel="playable length (s)", ylabel="games", title=f"Game length ({len(games)} games)")
     ax.legend()
@@ -102,7 +117,14 @@ def plot_character_stage(matrix: pd.DataFrame, ax) -> None:
     ax.set_yticks(range(matrix.shape[0]), matrix.index)
     for (i, j), n in pd.DataFrame(matrix.values).stack().items():
         if n:
-            ax.text(j, i, int(n), ha="center", va="center",
-                    color="white" if n > matrix.values.max() / 2 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                int(n),
+                ha="center",
+                va="center",
+                color="white" if n > matrix.values.max() / 2 else "black",
+                fontsize=8,
+            )
     ax.set_title("Player slots per character and stage")
     ax.figure.colorbar(im, ax=ax, label="player slots")

@@ -28,7 +28,15 @@ def _c(name: str, type_: pa.DataType, since: str, doc: str) -> Column:
     return Column(name, type_, tuple(int(p) for p in since.split(".")), doc)
 
 
-u8, u16, u32, i8, i32, f32, b = pa.uint8(), pa.uint16(), pa.uint32(), pa.int8(), pa.int32(), pa.float32(), pa.bool_()
+u8, u16, u32, i8, i32, f32, b = (
+    pa.uint8(),
+    pa.uint16(),
+    pa.uint32(),
+    pa.int8(),
+    pa.int32(),
+    pa.float32(),
+    pa.bool_(),
+)
 
 KEY_COLUMNS = [
     _c("frame", i32, "0.1.0", "frame id; -123 is the first frame, -39 the first playable one"),
@@ -48,7 +56,12 @@ PRE_COLUMNS = [
     _c("pre_joystick_y", f32, "0.1.0", "processed main stick, [-1, 1]"),
     _c("pre_cstick_x", f32, "0.1.0", "processed C-stick, [-1, 1]"),
     _c("pre_cstick_y", f32, "0.1.0", "processed C-stick, [-1, 1]"),
-    _c("pre_triggers", f32, "0.1.0", "processed analog trigger, one value for both shoulders, [0, 1]"),
+    _c(
+        "pre_triggers",
+        f32,
+        "0.1.0",
+        "processed analog trigger, one value for both shoulders, [0, 1]",
+    ),
     _c("pre_buttons", u32, "0.1.0", "processed button bitmask (CPUs press buttons only here)"),
     _c("pre_buttons_physical", u16, "0.1.0", "physical button bitmask (0 for CPUs)"),
     # Slippi writes these bytes from 0.1, but before 1.2 they hold garbage (R = 3.78e22, L = 0).
@@ -98,7 +111,12 @@ POST_COLUMNS = [
 ]
 
 FRAME_COLUMNS = [
-    _c("item_count", u8, "3.0.0", "items (projectiles included) alive this frame; same on every stream"),
+    _c(
+        "item_count",
+        u8,
+        "3.0.0",
+        "items (projectiles included) alive this frame; same on every stream",
+    ),
 ]
 
 # Button bits shared by the physical mask and the low 16 bits of the processed mask (SPEC 1.2).
@@ -117,7 +135,12 @@ BUTTON_BITS = {
     "d_right": 0x0002,
 }
 DECODED_COLUMNS = [
-    _c("hitstun_left", f32, "2.0.0", "hitstun frames left: max(misc_as, 0) while flags_3 & 0x02, else 0"),
+    _c(
+        "hitstun_left",
+        f32,
+        "2.0.0",
+        "hitstun frames left: max(misc_as, 0) while flags_3 & 0x02, else 0",
+    ),
     *[_c(f"button_{n}", b, "0.1.0", f"{n} in the processed mask") for n in BUTTON_BITS],
     *[_c(f"button_physical_{n}", b, "0.1.0", f"{n} pressed physically") for n in BUTTON_BITS],
 ]

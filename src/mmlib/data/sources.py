@@ -13,14 +13,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
+from mmlib.errors import UsageError
 
 REPLAY_SUFFIXES = {".slp"}
 ARCHIVE_SUFFIXES = {".zip", ".7z"}
-
-
-class UsageError(Exception):
-    """A mistake in what the user asked for: reported as one line, exit status 2."""
 
 
 @dataclass(frozen=True)
@@ -54,11 +50,14 @@ def find_files(inputs: Iterable[Path]) -> list[Path]:
     for path in inputs:
         if path.is_dir():
             found.update(
-                p for p in path.rglob("*")
+                p
+                for p in path.rglob("*")
                 if p.is_file() and _suffix(p) in REPLAY_SUFFIXES | ARCHIVE_SUFFIXES
             )
         elif path.is_file():
             found.add(path)  # named explicitly: taken whatever its suffix, rejected if not a replay
+        elif path.exists():
+            raise UsageError(f"not a regular file or folder: {path}")
         else:
             raise UsageError(f"no such file or folder: {path}")
     return sorted(found)
@@ -80,12 +79,12 @@ def _extract(archive: Path, scratch: Path) -> list[tuple[str, Path]]:
     return [(m, dest / m) for m in sorted(members) if (dest / m).is_file()]
 
 
-def expand(
-    inputs: Iterable[Path], scratch: Path, progress: bool = True
-) -> Iterator[Replay | BadArchive]:
-    """Every replay under the inputs, archives unpacked into `scratch`, in a stable order."""
-    files = find_files(inputs)
-    for path in tqdm(files, desc="hashing", unit="file", disable=not progress, leave=False):
+def expand(inputs: Iterable[Path], scratch: Path) -> Iterator[Replay | BadArchive]:
+    """Every replay under the inputs, archives unpacked into `scratch`, in a stable order.
+
+    A generator: each replay is hashed only when it is asked for.
+    """
+    for path in find_files(inputs):
         if _suffix(path) in ARCHIVE_SUFFIXES:
             try:
                 members = _extract(path, scratch)

@@ -6,7 +6,6 @@ game: downstream stages choose their own filter and can always see what was left
 
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -15,8 +14,13 @@ from mmlib.data.replay import FIRST_PLAYABLE_FRAME
 from mmlib.data.schema import Version, optional_columns
 
 FPS = 60  # Melee runs at 60 frames/s (59.94 on NTSC hardware; Slippi tools use 60)
-END_METHODS = {"Unresolved": "UNRESOLVED", "Time": "TIME", "Game": "GAME", "Resolved": "RESOLVED",
-               "NoContest": "NO_CONTEST"}
+END_METHODS = {
+    "Unresolved": "UNRESOLVED",
+    "Time": "TIME",
+    "Game": "GAME",
+    "Resolved": "RESOLVED",
+    "NoContest": "NO_CONTEST",
+}
 NORMAL_ENDS = {"GAME", "RESOLVED"}  # RESOLVED is the pre-2.0 name of a normal end (SPEC 1.4)
 
 _PORT_FIELDS = [
@@ -108,10 +112,19 @@ def winners(end_method, lras, players, last_stocks, last_percent, placements) ->
     return first
 
 
-def _last(frames: pa.Table, port: int, column: str):
-    leader = frames.filter(pc.and_(pc.equal(frames["port"], port), pc.invert(frames["follower"])))
-    values = leader[column].drop_null()
-    return values[-1].as_py() if len(values) else 0
+def _last_values(frames: pa.Table, ports: list[int]) -> dict[int, tuple[int, float]]:
+    """(stocks, percent) of each port's leader on the last frame it was present."""
+    cols = frames.select(["port", "follower", "present", "post_stocks", "post_percent"])
+    out = {}
+    for port in ports:
+        mask = pc.and_(pc.equal(cols["port"], port), pc.invert(cols["follower"]))
+        rows = cols.filter(pc.and_(mask, cols["present"]))
+        out[port] = (
+            (rows["post_stocks"][-1].as_py(), rows["post_percent"][-1].as_py())
+            if len(rows)
+            else (0, 0.0)
+        )
+    return out
 
 
 def summarize(raw, frames: pa.Table, dropped: int, version: Version, min_frames: int) -> dict:
@@ -137,15 +150,19 @@ def summarize(raw, frames: pa.Table, dropped: int, version: Version, min_frames:
             f"p{port}_team": (p.get("team") or {}).get("color"),
             f"p{port}_placement": placements.get(port),
         }
-    frame_ids = np.unique(frames["frame"].to_numpy())
-    playable = int((frame_ids >= FIRST_PLAYABLE_FRAME).sum())
+    frame_ids = pc.unique(frames["frame"])
+    playable = int(pc.sum(pc.greater_equal(frame_ids, FIRST_PLAYABLE_FRAME)).as_py() or 0)
     ports = [_port(p["port"]) for p in players]
-    last_stocks = {p: _last(frames, p, "post_stocks") for p in ports}
-    last_percent = {p: _last(frames, p, "post_percent") for p in ports}
+    last = _last_values(frames, ports)
+    last_stocks = {p: last[p][0] for p in ports}
+    last_percent = {p: last[p][1] for p in ports}
     scene = start.get("scene")
     match = start.get("match") or {}
-    is_1v1 = (len(players) == 2 and not start["is_teams"]
-              and all(p["type"] in ("Human", "Cpu") for p in players))
+    is_1v1 = (
+        len(players) == 2
+        and not start["is_teams"]
+        and all(p["type"] in ("Human", "Cpu") for p in players)
+    )
     legal = start["stage"] in ids.LEGAL_STAGES
     enough = playable >= min_frames
     normal = end_method in NORMAL_ENDS
