@@ -52,6 +52,18 @@ def test_rerun_is_a_noop(ingested, tmp_path):
     assert digests(out) == before  # games.parquet and rejects.parquet byte-identical
 
 
+def test_a_rerun_with_another_min_frames_updates_the_flag_only(ingested, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(ingested, out)
+    before_stats = stats(out)
+    usable = pq.read_table(out / "games.parquet")["usable_1v1"].to_pylist()
+    assert any(usable)
+    run([REPLAYS / f for f in FOLDERS], out, min_frames=10**9)
+    rows = pq.read_table(out / "games.parquet").to_pylist()
+    assert not any(r["usable_1v1"] or r["enough_frames"] for r in rows)
+    assert stats(out) == before_stats  # the game files were not rewritten
+
+
 def test_two_clean_runs_are_byte_identical(ingested, tmp_path):
     """A second clean run, with one worker instead of two, writes exactly the same files."""
     run([REPLAYS / f for f in FOLDERS], tmp_path / "out", workers=1)

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from mmlib.atomic import atomic_path
 from mmlib.data.replay import Rejected, classify, frames_table, read_raw
 from mmlib.data.sources import BadArchive, Replay, expand
-from mmlib.data.summary import GAMES_SCHEMA, summarize
+from mmlib.data.summary import GAMES_SCHEMA, summarize, with_min_frames
 from mmlib.errors import UsageError
 
 GAME_KEY = b"mmlib.game"  # footer metadata key holding a game file's games-table row
@@ -227,6 +227,7 @@ def ingest(
             for r in _read_rows(output / "rejects.parquet")
             if r["source"] not in names and r["md5"] not in files
         ]
+        rows = {md5: with_min_frames(r, config.min_frames) for md5, r in rows.items()}
         games = sorted(rows.values(), key=lambda r: (r["source"], r["md5"]))
         all_rejects = sorted(old_rejects + rejects, key=lambda r: (r["source"], r["md5"] or ""))
         write_atomic(pa.Table.from_pylist(games, GAMES_SCHEMA), output / "games.parquet")

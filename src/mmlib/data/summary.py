@@ -164,9 +164,8 @@ def summarize(raw, frames: pa.Table, dropped: int, version: Version, min_frames:
         and all(p["type"] in ("Human", "Cpu") for p in players)
     )
     legal = start["stage"] in ids.LEGAL_STAGES
-    enough = playable >= min_frames
     normal = end_method in NORMAL_ENDS
-    return row | {
+    row |= {
         "slippi_version": ".".join(map(str, version)),
         "is_pal": start.get("is_pal"),
         "is_teams": start["is_teams"],
@@ -186,7 +185,14 @@ def summarize(raw, frames: pa.Table, dropped: int, version: Version, min_frames:
         "optional_fields": optional_columns(version),
         "is_1v1": is_1v1,
         "legal_stage": legal,
-        "enough_frames": enough,
         "normal_end": normal,
-        "usable_1v1": is_1v1 and legal and enough and normal,
     }
+    return with_min_frames(row, min_frames)
+
+
+def with_min_frames(row: dict, min_frames: int) -> dict:
+    """The row with `enough_frames` and `usable_1v1` for this threshold (the ingest re-applies it
+    to games stored by earlier runs, so the flag always follows the current setting)."""
+    enough = row["playable_frames"] >= min_frames
+    usable = row["is_1v1"] and row["legal_stage"] and enough and row["normal_end"]
+    return row | {"enough_frames": enough, "usable_1v1": usable}
