@@ -59,15 +59,8 @@ _CHARACTER_ROWS = [
 CHARACTERS: dict[int, Character] = {r[0]: Character(*r) for r in _CHARACTER_ROWS}
 """External id -> Character."""
 
-ICE_CLIMBERS = 14  # external id: the only character with a follower (Nana)
-NANA_INTERNAL = 11
-# Internal ids are unique except Popo, who appears both as Ice Climbers (14) and as Popo (32).
-INTERNAL_NAMES: dict[int, str] = {
-    c.internal: c.name for c in CHARACTERS.values() if c.external != 32
-}
-INTERNAL_NAMES[NANA_INTERNAL] = "Nana"
-INTERNAL_NAMES[10] = "Popo"
-CHARACTER_BY_SLUG: dict[str, Character] = {c.slug: c for c in CHARACTERS.values()}
+ICE_CLIMBERS = 14  # external id: the only character with a follower stream (Nana)
+NANA_INTERNAL = 11  # internal id of Nana (Popo, the leader, is 10)
 
 # External stage id -> name (Game Start). Ids 33-58 (Target Test) and 84 (Home-Run) are not VS
 # stages; peppi-py 0.8.6 refuses those replays anyway (their end methods are 6 and 9).
@@ -112,7 +105,6 @@ PORTS = (
     3,
     4,
 )  # mmlib numbers ports 1-4, as the game and libmelee do; peppi uses P1..P4 = 0..3
-PLAYER_TYPES = {0: "human", 1: "cpu", 2: "demo"}
 
 
 def character(external: int) -> Character:
