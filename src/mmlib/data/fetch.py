@@ -122,7 +122,7 @@ def _replays_in(path: Path, scratch: Path) -> list[tuple[str, Path]]:
     if not _is_archive(path):
         return [(path.name, path)]
     shutil.rmtree(scratch, ignore_errors=True)  # one archive unpacked at a time
-    members = src._extract(path, scratch)
+    members = src.extract_archive(path, scratch)
     return [(PurePosixPath(m.replace("\\", "/")).name, p) for m, p in members]  # Windows zips
 
 

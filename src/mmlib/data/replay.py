@@ -75,19 +75,7 @@ def _flatten(array: pa.Array, prefix: str, out: dict[str, pa.Array]) -> None:
         out[prefix] = array
 
 
-def stream_columns(data: pa.StructArray, version: Version) -> dict[str, pa.Array]:
-    """Raw pre/post columns of one stream; columns the version does not record are all null."""
-    flat: dict[str, pa.Array] = {}
-    _flatten(data.field("pre"), "pre", flat)
-    _flatten(data.field("post"), "post", flat)
-    n = len(data)
-    return {
-        name: flat[name] if name in flat and col.since <= version else pa.nulls(n, col.type)
-        for name, col in RAW_COLUMNS.items()
-    }
-
-
-def stream_columns_with_keys(
+def stream_columns(
     data: pa.StructArray,
     version: Version,
     frame: pa.Array,
@@ -95,9 +83,16 @@ def stream_columns_with_keys(
     follower: bool,
     item_count: pa.Array,
 ) -> dict[str, pa.Array]:
-    """The raw and key columns of one stream (a port's leader or follower)."""
+    """The key and raw columns of one stream (a port's leader or follower); raw columns the
+    version does not record are all null."""
+    flat: dict[str, pa.Array] = {}
+    _flatten(data.field("pre"), "pre", flat)
+    _flatten(data.field("post"), "post", flat)
     n = len(frame)
-    cols = stream_columns(data, version)
+    cols = {
+        name: flat[name] if name in flat and col.since <= version else pa.nulls(n, col.type)
+        for name, col in RAW_COLUMNS.items()
+    }
     cols["frame"] = frame
     cols["port"] = pa.array(np.full(n, port, np.uint8))
     cols["follower"] = pa.array(np.full(n, follower))
@@ -163,6 +158,6 @@ def frames_table(
                     "frames: peppi-py 0.8.6 shifts the rows after an absence (SPEC 1.1)",
                 )
             streams.append(
-                stream_columns_with_keys(data, version, frame, port, role == "follower", item_count)
+                stream_columns(data, version, frame, port, role == "follower", item_count)
             )
     return assemble(streams), dropped

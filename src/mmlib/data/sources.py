@@ -63,7 +63,7 @@ def find_files(inputs: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-def _extract(archive: Path, scratch: Path) -> list[tuple[str, Path]]:
+def extract_archive(archive: Path, scratch: Path) -> list[tuple[str, Path]]:
     """(member name, extracted path) of every .slp in a .zip or .7z archive."""
     dest = scratch / hashlib.md5(str(archive).encode()).hexdigest()
     if _suffix(archive) == ".zip":
@@ -87,7 +87,7 @@ def expand(inputs: Iterable[Path], scratch: Path) -> Iterator[Replay | BadArchiv
     for path in find_files(inputs):
         if _suffix(path) in ARCHIVE_SUFFIXES:
             try:
-                members = _extract(path, scratch)
+                members = extract_archive(path, scratch)
             except Exception as e:  # zipfile/py7zr raise many types for a damaged archive
                 yield BadArchive(str(path), f"{type(e).__name__}: {e}")
                 continue

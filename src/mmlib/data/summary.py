@@ -21,7 +21,10 @@ END_METHODS = {
     "Resolved": "RESOLVED",
     "NoContest": "NO_CONTEST",
 }
-NORMAL_ENDS = {"GAME", "RESOLVED"}  # RESOLVED is the pre-2.0 name of a normal end (SPEC 1.4)
+NORMAL_ENDS = {
+    "GAME",
+    "RESOLVED",
+}  # RESOLVED: a normal end before 2.0 (also seen in one 3.13 replay)
 
 _PORT_FIELDS = [
     ("character_ext", pa.uint8()),  # external id (Game Start)
@@ -49,7 +52,7 @@ GAMES_SCHEMA = pa.schema(
         ("playable_frames", pa.int32()),  # frames from -39 (first playable) on
         ("duration_s", pa.float64()),  # playable_frames / 60
         ("rollback_frames_dropped", pa.int32()),
-        ("end_method", pa.string()),  # GAME TIME NO_CONTEST (>= 2.0); RESOLVED UNRESOLVED (< 2.0)
+        ("end_method", pa.string()),  # GAME TIME NO_CONTEST; RESOLVED UNRESOLVED (mostly < 2.0)
         ("lras_initiator", pa.uint8()),  # port that quit with L+R+A+Start
         ("winners", pa.list_(pa.uint8())),  # ports; a team's members; empty when none
         ("online", pa.bool_()),  # Slippi online (scene 8), null before 3.7
