@@ -9,7 +9,10 @@ ids; libmelee's `Stage` enum has internal values for the six legal stages only.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -138,3 +141,35 @@ def melee_action(state: int):
     import melee
 
     return melee.Action(state)
+
+
+# Dense indices, as the BC model's embedding tables use them (SPEC 3.4): the position of a value
+# in libmelee's `Stage`, `Character` and `Action` enums. Unknown raw values map to 0.
+ACTION_TABLE_SIZE = 0x10000  # action ids are u16
+
+
+@functools.cache
+def _dense_table(enum_name: str, size: int) -> np.ndarray:
+    import melee
+
+    table = np.zeros(size, np.int64)
+    for index, member in enumerate(getattr(melee, enum_name)):
+        if member.value < size:
+            table[member.value] = index
+    return table
+
+
+def action_index(state: np.ndarray | int) -> np.ndarray:
+    """Dense action index (position in libmelee's `Action`) of raw action-state ids."""
+    return _dense_table("Action", ACTION_TABLE_SIZE)[np.asarray(state, np.int64)]
+
+
+def character_index(internal: np.ndarray | int) -> np.ndarray:
+    """Dense character index (position in libmelee's `Character`) of internal character ids."""
+    return _dense_table("Character", 256)[np.asarray(internal, np.int64)]
+
+
+def stage_index(stage_value: np.ndarray | int) -> np.ndarray:
+    """Dense stage index (position in libmelee's `Stage`: NO_STAGE 0, FD 1, BF 2, PS 3, DL 4,
+    FoD 5, YS 6) of libmelee `Stage` values (see `LEGAL_STAGES`)."""
+    return _dense_table("Stage", 256)[np.asarray(stage_value, np.int64)]

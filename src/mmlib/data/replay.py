@@ -67,6 +67,16 @@ def keep_last(ids: np.ndarray) -> np.ndarray | None:
     return np.sort(len(ids) - 1 - first_in_reversed)
 
 
+def keep_first(ids: np.ndarray) -> np.ndarray | None:
+    """Row indices keeping the first occurrence of each frame id, as libmelee does (SPEC 1.5).
+
+    Only for comparing with libmelee: the first copy carries predicted remote inputs.
+    """
+    if len(ids) < 2 or bool((ids[1:] > ids[:-1]).all()):
+        return None
+    return np.sort(np.unique(ids, return_index=True)[1])
+
+
 def _flatten(array: pa.Array, prefix: str, out: dict[str, pa.Array]) -> None:
     if pa.types.is_struct(array.type):
         for field, child in zip(array.type, array.flatten(), strict=True):
@@ -117,12 +127,13 @@ def assemble(streams: list[dict[str, pa.Array]]) -> pa.Table:
 
 
 def frames_table(
-    frames: pa.StructArray, version: Version, ports: list[int]
+    frames: pa.StructArray, version: Version, ports: list[int], keep_copy: str = "last"
 ) -> tuple[pa.Table, int]:
     """All streams of a game as one table sorted by (port, follower, frame), and the number of
-    rollback rows dropped. Raises Rejected when the rows cannot be trusted."""
+    rollback rows dropped (`keep_copy="first"` keeps libmelee's copy instead of the last).
+    Raises Rejected when the rows cannot be trusted."""
     ids = frames.field("id").to_numpy()
-    keep = keep_last(ids)
+    keep = {"last": keep_last, "first": keep_first}[keep_copy](ids)
     dropped = 0
     if keep is not None:
         dropped = len(ids) - len(keep)
@@ -161,3 +172,12 @@ def frames_table(
                 stream_columns(data, version, frame, port, role == "follower", item_count)
             )
     return assemble(streams), dropped
+
+
+def read_frames_table(path: str, keep_copy: str = "last") -> tuple[pa.Table, Version]:
+    """One replay's frame table (as `frames_table`) and its Slippi version, straight from the
+    file. The ingest stores the same table; this is for comparisons against other readers."""
+    raw = read_raw(str(path))
+    version = tuple(raw.start["slippi"]["version"])
+    ports = sorted(int(p["port"][1:]) for p in raw.start["players"])
+    return frames_table(raw.frames, version, ports, keep_copy)[0], version

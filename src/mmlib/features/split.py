@@ -1,0 +1,64 @@
+"""Which games and perspectives a character's BC data uses, and the seeded train/val split.
+
+A perspective is one player of a usable 1v1 game seen as `self` (the other is `opp`); both
+perspectives of a game are used when both players qualify (dittos). CPU players are left out by
+default: replays hold no physical buttons for them (SPEC 1.2), so their button targets would all
+be NONE. Splits are by replay md5, so no game is in both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from mmlib.data.ids import CHARACTERS, PORTS
+from mmlib.errors import UsageError
+
+SLUGS = {c.slug: c for c in CHARACTERS.values()}
+
+
+@dataclass(frozen=True)
+class Perspective:
+    md5: str
+    self_port: int
+    opp_port: int
+    stage_id: int  # external stage id
+    version: tuple[int, int, int]
+
+
+def character_slug(name: str) -> str:
+    """Validate a character slug (`fox`, `falco`...); one-line UsageError listing the valid ones."""
+    if name not in SLUGS:
+        raise UsageError(f"unknown character {name!r}; expected one of {', '.join(sorted(SLUGS))}")
+    return name
+
+
+def perspectives(
+    games: pa.Table, character: str, include_cpu: bool = False
+) -> list[Perspective]:
+    """Every perspective of a usable 1v1 game whose self player starts as `character`."""
+    out = []
+    for g in games.filter(games["usable_1v1"]).to_pylist():
+        ports = [p for p in PORTS if g[f"p{p}_character_ext"] is not None]
+        for me in ports:
+            if CHARACTERS[g[f"p{me}_character_ext"]].slug != character:
+                continue
+            if g[f"p{me}_type"] == "cpu" and not include_cpu:
+                continue
+            (opp,) = [p for p in ports if p != me]
+            version = tuple(int(v) for v in g["slippi_version"].split("."))
+            out.append(Perspective(g["md5"], me, opp, g["stage_id"], version))
+    return sorted(out, key=lambda p: (p.md5, p.self_port))
+
+
+def split_md5s(md5s: list[str], val_frac: float, seed: int) -> tuple[list[str], list[str]]:
+    """(train, val) md5 lists: a seeded shuffle of the sorted unique md5s; the first
+    round(val_frac * n) games, at least one when there are two or more, go to validation."""
+    unique = sorted(set(md5s))
+    order = np.random.default_rng(seed).permutation(len(unique))
+    n_val = max(1, round(val_frac * len(unique))) if len(unique) >= 2 else 0
+    val = sorted(unique[i] for i in order[:n_val])
+    train = sorted(unique[i] for i in order[n_val:])
+    return train, val
