@@ -20,6 +20,7 @@ from mmlib.data.replay import FIRST_PLAYABLE_FRAME, read_frames_table
 from mmlib.data.store import read_frames
 from mmlib.features import build, raw, transforms
 from mmlib.features.columns import FLAGS, OLD_NUMERIC
+from mmlib.features.online import OnlineFeatures
 from mmlib.features.replay_console import ReplayConsole
 from mmlib.features.schema import FeatureSchema
 
@@ -111,6 +112,21 @@ def test_derived_flags_follow_libmelee(name, games):
             assert not own["moonwalkwarning"].any()  # libmelee's quirk, not ours
         elif games[name]["rollback_frames_dropped"] == 0:
             np.testing.assert_array_equal(moonwalk, own["moonwalkwarning"][: len(moonwalk)])
+
+
+@pytest.mark.parametrize("name", ["peppi-v3.18.slp", "slippijs-rollbackFrameTest.slp"])
+def test_online_features_give_the_shard_rows(name, games):
+    """The play-time object yields, frame by frame, the packed rows training would store."""
+    table, version = read_frames_table(replay_path(name), keep_copy="first")
+    train_raw = raw.from_table(table, version, games[name]["stage_id"], 1, 2)
+    values = build.features(train_raw, SCHEMA)["self_numeric"]
+    finite = {n: values[:, i] for i, n in enumerate(SCHEMA.numeric)}
+    norm = build.Norm(transforms.fit_mimic_norm(finite), transforms.fit_norm_stats(finite))
+    ints, floats = build.pack(build.features(train_raw, SCHEMA, norm))
+    online = OnlineFeatures(1, 2, SCHEMA, norm, version)
+    rows = [r for s in ReplayConsole(replay_path(name)) if (r := online.push(s)) is not None]
+    np.testing.assert_array_equal(np.concatenate([r[0] for r in rows]), ints)
+    np.testing.assert_allclose(np.concatenate([r[1] for r in rows]), floats, atol=TOLERANCE)
 
 
 def test_stored_ingest_is_the_first_copy_table_without_rollback(ingested, games):

@@ -46,6 +46,24 @@ def _notebook(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shards(args: argparse.Namespace) -> int:
+    from mmlib.features.shards import build_all
+
+    settings = stage_params("features", args.params)
+    characters = args.character or settings["characters"]
+    metrics = build_all(
+        args.ingest, args.norm, args.audit, args.output, characters, settings, args.metrics
+    )
+    for name, m in metrics["characters"].items():
+        leak = m["jump_onset_leak"]
+        print(
+            f"{name}: {m['train_rows']:,} train rows ({m['train_games']} games), "
+            f"{m['val_rows']:,} val rows ({m['val_games']} games), "
+            f"JUMP-onset leak {leak['rate']:.1%} of {leak['onsets']} onsets"
+        )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmlib", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -67,6 +85,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--dest", type=Path, default=Path("data/replays"), help="default: data/replays")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     s.set_defaults(run=_fetch)
+
+    s = sub.add_parser("shards", help="per-character training shards from the ingest")
+    s.add_argument("--ingest", type=Path, default=Path("artifacts/ingest"), help="ingest folder")
+    s.add_argument("--norm", type=Path, default=Path("artifacts/norm"), help="norm stage folder")
+    s.add_argument("--audit", type=Path, default=Path("reports/audit/audit.json"))
+    s.add_argument("--output", "-o", type=Path, default=Path("artifacts/shards"))
+    s.add_argument("--metrics", type=Path, default=Path("reports/shards/metrics.json"))
+    s.add_argument("--params", type=Path, default=Path("params.yaml"), help="`features` section")
+    s.add_argument("--character", "-c", action="append", help="only these (default: params)")
+    s.set_defaults(run=_shards)
 
     s = sub.add_parser("notebook", help="run a percent-format notebook headless with papermill")
     s.add_argument("notebook", type=Path, help="notebooks/NN_name.py")

@@ -108,3 +108,17 @@ def read_norm(directory: Path) -> build.Norm:
     except FileNotFoundError as e:
         missing = Path(e.filename).name
         raise UsageError(f"no {missing} in {directory}; run `dvc repro norm`") from None
+
+
+def fit_characters(
+    ingest_dir: Path, characters: list[str], schema: FeatureSchema, settings: dict, out_dir: Path
+) -> dict[str, tuple[CharacterData, build.Norm]]:
+    """The norm stage: per character, fit on its training perspectives only and write the five
+    metadata files to `<out_dir>/<character>/`."""
+    fitted = {}
+    for character in characters:
+        data = character_data(ingest_dir, character, settings)
+        norm = fit_norm([perspective_raw(ingest_dir, v) for v in data.train], schema)
+        write_metadata(out_dir / character, metadata_files(norm, data.train))
+        fitted[character] = (data, norm)
+    return fitted

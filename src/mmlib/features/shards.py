@@ -136,3 +136,33 @@ def build_character(
         "val_rows": manifest["val"]["rows"],
         "jump_onset_leak": manifest["jump_onset_leak"],
     }
+
+
+def build_all(
+    ingest_dir: Path,
+    norm_dir: Path,
+    audit_json: Path,
+    out_dir: Path,
+    characters: list[str],
+    settings: dict,
+    metrics_path: Path | None = None,
+) -> dict:
+    """Shards for every character, then the metrics file (leak rate, rows, games)."""
+    from tqdm.auto import tqdm
+
+    from mmlib.features.schema import load_schema
+    from mmlib.features.split import character_slug
+
+    for name in characters:
+        character_slug(name)
+    schema = load_schema(audit_json)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    per_character = {
+        name: build_character(ingest_dir, norm_dir, out_dir, name, schema, settings)
+        for name in tqdm(characters, desc="shards", unit="character")
+    }
+    metrics = {"characters": per_character, "window": settings["window"]}
+    if metrics_path is not None:
+        metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(metrics_path, metrics)
+    return metrics
