@@ -47,6 +47,8 @@ class CharacterData:
 
 def character_data(ingest_dir: Path, character: str, settings: dict) -> CharacterData:
     """The character's perspectives of usable games, split by md5 (`features` params)."""
+    if not (Path(ingest_dir) / "games.parquet").exists():
+        raise UsageError(f"no ingest at {ingest_dir} (games.parquet); run `dvc repro ingest`")
     games = read_games(ingest_dir)
     views = perspectives(games, character, settings.get("include_cpu", False))
     if len(views) == 0:

@@ -2,7 +2,7 @@
 
 Every start s of a game with at least `window` rows is equally likely (uniform over valid
 starts, so long games give more windows); a batch is one vectorised gather per array from the
-memory-mapped shard files.
+memory-mapped shard files (a strided view makes each window one contiguous block).
 """
 
 from __future__ import annotations
@@ -30,7 +30,17 @@ class WindowSampler:
         if len(self.starts) == 0:
             raise ValueError(f"no game in {split_dir} has {window} rows for one window")
         self.rng = np.random.default_rng(seed)
-        self._steps = np.arange(window)
+        # A read-only view whose item s is the window starting at row s: a batch is then one
+        # gather of whole contiguous windows, about 4x faster than gathering (B, T) rows.
+        self._windows = {
+            name: np.lib.stride_tricks.as_strided(
+                a,
+                shape=(len(a) - window + 1, window, *a.shape[1:]),
+                strides=(a.strides[0], *a.strides),
+                writeable=False,
+            )
+            for name, a in self.arrays.items()
+        }
 
     def __len__(self) -> int:
         """The number of distinct windows."""
@@ -38,8 +48,8 @@ class WindowSampler:
 
     def sample(self, batch: int) -> dict[str, np.ndarray]:
         """`batch` windows: each array as (batch, window, ...)."""
-        rows = self.rng.choice(self.starts, batch)[:, None] + self._steps
-        return {name: array[rows] for name, array in self.arrays.items()}
+        starts = self.rng.choice(self.starts, batch)
+        return {name: view[starts] for name, view in self._windows.items()}
 
     def state_dict(self) -> dict:
         return {"rng": self.rng.bit_generator.state}

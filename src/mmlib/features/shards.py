@@ -41,15 +41,25 @@ def perspective_rows(
     ints, floats = build.pack(build.features(raw_cols, schema, norm))
     classes = build.controller_classes(raw_cols)
     targets = np.stack([classes[k] for k in TARGET_COLUMNS], axis=-1).astype(np.int16)
-    targets_raw = np.stack(
-        [raw_cols[f"self_{k}"] for k in TARGET_RAW_COLUMNS], axis=-1
-    ).astype(np.float32)
+    targets_raw = np.stack([raw_cols[f"self_{k}"] for k in TARGET_RAW_COLUMNS], axis=-1).astype(
+        np.float32
+    )
     n = len(ints) - target_shift
     return {
         "ints": ints[:n],
         "floats": floats[:n],
         "targets": targets[target_shift:],
         "targets_raw": targets_raw[target_shift:],
+    }
+
+
+def _empty_rows(schema: FeatureSchema) -> dict[str, np.ndarray]:
+    width = len(build.float_columns(schema))
+    return {
+        "ints": np.zeros((0, len(build.INT_COLUMNS)), np.int16),
+        "floats": np.zeros((0, width), np.float32),
+        "targets": np.zeros((0, len(TARGET_COLUMNS)), np.int16),
+        "targets_raw": np.zeros((0, len(TARGET_RAW_COLUMNS)), np.float32),
     }
 
 
@@ -104,6 +114,8 @@ def build_character(
         lengths = [len(p["ints"]) for p in parts]
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+        if not parts:  # a character with one game has no validation rows: empty arrays
+            arrays = _empty_rows(schema)
         for name, values in arrays.items():
             if not np.isfinite(values).all():
                 raise ValueError(f"{character} {split}: non-finite values in {name}")
@@ -153,8 +165,10 @@ def build_all(
     from mmlib.features.schema import load_schema
     from mmlib.features.split import character_slug
 
-    for name in characters:
+    for name in characters:  # every user mistake is reported before any work starts
         character_slug(name)
+        dataset.read_norm(norm_dir / name)
+        dataset.character_data(ingest_dir, name, settings)
     schema = load_schema(audit_json)
     out_dir.mkdir(parents=True, exist_ok=True)
     per_character = {

@@ -35,9 +35,7 @@ def character_slug(name: str) -> str:
     return name
 
 
-def perspectives(
-    games: pa.Table, character: str, include_cpu: bool = False
-) -> list[Perspective]:
+def perspectives(games: pa.Table, character: str, include_cpu: bool = False) -> list[Perspective]:
     """Every perspective of a usable 1v1 game whose self player starts as `character`."""
     out = []
     for g in games.filter(games["usable_1v1"]).to_pylist():
@@ -55,10 +53,14 @@ def perspectives(
 
 def split_md5s(md5s: list[str], val_frac: float, seed: int) -> tuple[list[str], list[str]]:
     """(train, val) md5 lists: a seeded shuffle of the sorted unique md5s; the first
-    round(val_frac * n) games, at least one when there are two or more, go to validation."""
+    round(val_frac * n) games go to validation, but with two or more games each side keeps at
+    least one."""
+    if not 0 < val_frac < 1:
+        raise UsageError(f"val_frac must be between 0 and 1, not {val_frac}")
     unique = sorted(set(md5s))
     order = np.random.default_rng(seed).permutation(len(unique))
-    n_val = max(1, round(val_frac * len(unique))) if len(unique) >= 2 else 0
+    n = len(unique)
+    n_val = min(n - 1, max(1, round(val_frac * n))) if n >= 2 else 0  # both sides non-empty
     val = sorted(unique[i] for i in order[:n_val])
     train = sorted(unique[i] for i in order[n_val:])
     return train, val
