@@ -23,7 +23,8 @@
 # **Outputs.** `reports/audit/audit.json` (figures, a verdict per column, and the kept `schema`
 # that `mmlib.features.schema.load_schema` gives every later stage), `nonzero_share.png`,
 # `bit_patterns.png`.
-# **Background.** SPEC section 2; the logic is in `src/mmlib/features/audit.py`.
+# **Background.** SPEC section 2; the measurements and verdicts are in
+# `src/mmlib/features/audit.py`, the tables and figures below in `audit_report.py`.
 #
 # The set is small: 42 games, many of them short parser-test recordings (a human against a CPU, one
 # technique each), and several Slippi versions are a single file (3.9.1, 3.13.0, 3.15.0, 3.16.0,
@@ -44,6 +45,7 @@ import pandas as pd
 
 from mmlib.atomic import write_json
 from mmlib.features import audit as A
+from mmlib.features import audit_report as R
 
 pd.set_option("display.width", 200)
 pd.set_option("display.max_rows", 120)
@@ -66,7 +68,7 @@ print("libmelee could not read:", audit["libmelee_unreadable"] or "none")
 
 # %%
 print(audit["rule"])
-A.verdict_table(audit)
+R.verdict_table(audit)
 
 # %%
 audit["schema"]
@@ -81,10 +83,10 @@ audit["schema"]
 # (libmelee keeps their first copy, the ingest the last): `alias_equal` of `alias_rows`.
 
 # %%
-A.version_table(audit, "ecb_top_x")
+R.version_table(audit, "ecb_top_x")
 
 # %%
-A.version_table(audit, "ecb_top_y")
+R.version_table(audit, "ecb_top_y")
 
 # %% [markdown]
 # The other six corners and `invuln_left`: libmelee's reads past the end of the post-frame event
@@ -92,12 +94,7 @@ A.version_table(audit, "ecb_top_y")
 # records any of them, so the peppi path has nothing to read.
 
 # %%
-pd.DataFrame(
-    {
-        name: audit["columns"][name]["libmelee"]["all"]
-        for name in ["invuln_left", "ecb_bottom_x", "ecb_left_y", "ecb_right_x"]
-    }
-).T[["rows", "nonzero_share", "distinct", "min", "max", "nan"]]
+R.all_versions_table(audit, ["invuln_left", "ecb_bottom_x", "ecb_left_y", "ecb_right_x"])
 
 # %% [markdown]
 # ## Non-zero share per column and version
@@ -108,7 +105,7 @@ pd.DataFrame(
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 8), sharey=True, layout="constrained")
-A.plot_nonzero_share(audit, axes)
+R.plot_nonzero_share(audit, axes)
 fig.savefig(report / "nonzero_share.png", **png)
 
 # %% [markdown]
@@ -119,7 +116,7 @@ fig.savefig(report / "nonzero_share.png", **png)
 
 # %%
 fig, ax = plt.subplots(figsize=(9, 6), layout="constrained")
-A.plot_bit_patterns(audit, ax)
+R.plot_bit_patterns(audit, ax)
 fig.savefig(report / "bit_patterns.png", **png)
 
 # %% [markdown]
@@ -130,15 +127,7 @@ fig.savefig(report / "bit_patterns.png", **png)
 # with the previous *bookend* frame, which those versions do not have.
 
 # %%
-pd.DataFrame(
-    {
-        v: {
-            name: col["libmelee"]["by_version"][v].get("agrees_with_peppi")
-            for name, col in audit["columns"].items()
-        }
-        for v in audit["version_order"]
-    }
-).dropna(how="all")
+R.agreement_table(audit)
 
 # %% [markdown]
 # libmelee's `hitstun_left` truncates `misc_as` whatever the state, so it is non-zero outside
@@ -146,16 +135,7 @@ pd.DataFrame(
 # `hitlag_left` is checked against the in-hitlag flag (flags_1 & 0x20) the same way.
 
 # %%
-pd.DataFrame(
-    {
-        name: {
-            v: f.get("nonzero_outside_gate")
-            for v, f in audit["columns"][name]["libmelee"]["by_version"].items()
-        }
-        | {"all": audit["columns"][name]["libmelee"]["all"].get("nonzero_outside_gate")}
-        for name in A.GATES
-    }
-)
+R.gate_table(audit)
 
 # %% [markdown]
 # ## Every ingest field
@@ -164,7 +144,7 @@ pd.DataFrame(
 # values, min and max are in `audit.json` under `ingest_fields`.
 
 # %%
-A.ingest_field_table(audit)
+R.ingest_field_table(audit)
 
 # %% [markdown]
 # ## Output

@@ -15,6 +15,8 @@ from mmlib.data.ingest import IngestConfig, ingest
 from mmlib.data.store import read_games
 from mmlib.errors import UsageError
 from mmlib.features import audit as A
+from mmlib.features import audit_report as R
+from mmlib.features import audit_rows
 from mmlib.features.columns import FLAGS, OLD_NUMERIC
 from mmlib.features.schema import FeatureSchema, load_schema
 
@@ -53,22 +55,12 @@ def modern(tmp_path_factory) -> dict:
     ingest(files, out, IngestConfig(workers=1), progress=False)
     games = read_games(out).to_pandas()
     games = games[games["source"].map(lambda s: s.endswith(tuple(MODERN)))]
-    paths = A.replay_paths(games, REPLAYS / "games")
-    lm, unreadable = A.read_libmelee_all(paths)
-    pp = pd.concat(
-        [
-            A.peppi_rows(out, md5, stage).assign(md5=md5)
-            for md5, stage in zip(games["md5"], games["stage_id"], strict=True)
-        ]
-    )
-    rolled = pd.concat(
-        [pd.DataFrame({"md5": m, "frame": A.rolled_back_frames(p)}) for m, p in paths.items()]
-    )
+    rows = A.read_rows(out, games, REPLAYS / "games")
     return {
-        "lm": lm,
-        "unreadable": unreadable,
-        "aligned": A.align(lm, pp, rolled),
-        "rolled": rolled,
+        "lm": rows.lm,
+        "unreadable": rows.unreadable,
+        "aligned": rows.aligned,
+        "rolled": rows.rolled_back,
         "audit": A.run_audit(out, REPLAYS / "games"),
     }
 
@@ -199,11 +191,47 @@ def test_load_schema_reads_what_the_audit_wrote(modern, tmp_path):
     assert schema.numeric == tuple(KEPT_NUMERIC)
 
 
+@needs_replays
+def test_report_tables_read_the_audit_and_its_json_alike(modern, tmp_path):
+    """The notebook's tables show every audited column in schema order, from the audit's dict
+    and from audit.json loaded back (sorted keys) alike."""
+    audit = modern["audit"]
+    path = tmp_path / "audit.json"
+    write_json(path, audit)
+    loaded = json.loads(path.read_text())
+    names = [c.name for c in A.AUDITED]
+    for table in (R.verdict_table, R.agreement_table):
+        pd.testing.assert_frame_equal(table(audit), table(loaded))
+    assert list(R.verdict_table(loaded).index) == names
+    shares = R.share_matrix(loaded, "libmelee")
+    assert list(shares.index) == names and list(shares.columns) == audit["version_order"]
+    assert shares.loc["ecb_top_x", "3.18.0"] == 1.0
+    assert R.version_table(audit, "ecb_top_x").loc["3.18.0", "aliased_to"] == "post_animation_index"
+    assert list(R.gate_table(audit).index)[-1] == "all"
+    assert list(R.ingest_field_table(audit).columns[:1]) == ["since"]
+
+
+@needs_replays
+def test_report_plots_draw_from_the_audit(modern):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2)
+    R.plot_nonzero_share(modern["audit"], axes)
+    labels = {t.get_text(): t.get_color() for t in axes[0].texts}
+    assert labels["100="] == "red"  # ecb_top_x: non-zero everywhere, integer bits, aliased
+    fig, ax = plt.subplots()
+    R.plot_bit_patterns(modern["audit"], ax)
+    assert len(ax.patches) == 3 * len(OLD_NUMERIC)
+    plt.close("all")
+
+
 def test_libmelee_unreadable_files_are_recorded_not_raised():
     bad = REPLAYS / "rejects" / "synthetic-empty.slp"
     if not bad.is_file():
         pytest.skip(f"{bad} is absent")
-    rows, unreadable = A.read_libmelee_all({"x": bad})
+    rows, unreadable = audit_rows.read_libmelee_all({"x": bad})
     assert len(rows) == 0 and list(unreadable) == ["synthetic-empty.slp"]
     assert unreadable["synthetic-empty.slp"].startswith("DecoderException")
 

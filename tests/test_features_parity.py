@@ -145,4 +145,4 @@ def test_stored_ingest_is_the_first_copy_table_without_rollback(ingested, games)
         assert not _compare(build.features(a, SCHEMA), build.features(b, SCHEMA)), name
         assert a["frame"][0] == FIRST_PLAYABLE_FRAME
         checked += 1
-    assert checked >= 30
+    assert checked >= 50

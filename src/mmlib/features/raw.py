@@ -34,7 +34,7 @@ from mmlib.features.columns import OLD_NUMERIC, libmelee_value
 # Numeric columns some Slippi version records (the others have no source on the peppi path).
 RECORDED = [c for c in OLD_NUMERIC if c.ingest is not None]
 _TRUNCATED = {"hitlag_left", "hitstun_left"}  # libmelee stores int(float) for these
-_FLAG_SOURCES = {"on_ground": "post_airborne", "invulnerable": "post_hurtbox_state"}
+_FLAG_SOURCES = {"on_ground": "post_airborne", "invulnerable": "post_hurtbox_state"}  # recorded?
 CONTROLLER_KEYS = ("main_x", "main_y", "c_x", "c_y", "shoulder", "a", "b", "z", "jump", "trig")
 PLAYER_KEYS = (
     *(c.name for c in RECORDED),
@@ -71,24 +71,29 @@ def _np(table: pa.Table, name: str) -> np.ndarray:
     return col.to_numpy()
 
 
+def _field(rows: pa.Table, name: str, version: Version) -> np.ndarray:
+    """A column as float32, all NaN when the replay's version does not record it."""
+    if not _recorded(name, version):
+        return np.full(rows.num_rows, np.nan, np.float32)
+    return _np(rows, name).astype(np.float32)
+
+
+def _nonzero(values: np.ndarray) -> np.ndarray:
+    """1.0 where non-zero, 0.0 where zero, NaN stays NaN (libmelee's `bool(byte)`)."""
+    return np.where(np.isnan(values), np.nan, values != 0).astype(np.float32)
+
+
 def _player_from_table(rows: pa.Table, version: Version) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for col in RECORDED:
-        values = _np(rows, col.ingest).astype(np.float32)
+        values = _field(rows, col.ingest, version)
         if col.name in _TRUNCATED:
             values = np.trunc(values)
-            if col.name == "hitstun_left":  # libmelee: int(NaN) fails and gives 0
-                values[np.isnan(values)] = 0.0
-        if not _recorded(col.ingest, version):
-            values[:] = np.nan
+        if col.name == "hitstun_left" and _recorded(col.ingest, version):
+            values[np.isnan(values)] = 0.0  # libmelee: int(NaN) fails and it stores 0
         out[col.name] = values
-    for flag, source in _FLAG_SOURCES.items():
-        values = _np(rows, source).astype(np.float32)
-        if not _recorded(source, version):
-            values[:] = np.nan
-        out[flag] = values if flag == "invulnerable" else 1.0 - values
-    out["invulnerable"] = np.where(np.isnan(out["invulnerable"]), np.nan, out["invulnerable"] != 0)
-    out["invulnerable"] = out["invulnerable"].astype(np.float32)
+    out["on_ground"] = 1.0 - _nonzero(_field(rows, "post_airborne", version))
+    out["invulnerable"] = _nonzero(_field(rows, "post_hurtbox_state", version))
     out["facing"] = (_np(rows, "post_direction") > 0).astype(np.float32)
     action = np.nan_to_num(_np(rows, "post_state").astype(np.float64), nan=-1).astype(np.int64)
     out["action"] = action
@@ -150,9 +155,9 @@ class OnlineRaw:
         self.ports = {"self_": self_port, "opp_": opp_port}
         self.version = version
         self._prev_action = {self_port: -1, opp_port: -1}
-        self._missing = {
-            c.name for c in RECORDED if not _recorded(c.ingest, version)
-        } | {flag for flag, src in _FLAG_SOURCES.items() if not _recorded(src, version)}
+        self._missing = {c.name for c in RECORDED if not _recorded(c.ingest, version)} | {
+            flag for flag, src in _FLAG_SOURCES.items() if not _recorded(src, version)
+        }
 
     def push(self, state, controllers: dict | None = None) -> dict[str, np.ndarray] | None:
         """Raw columns (arrays of length 1) of `state`; None if a player is missing from it.
