@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPLAYS, needs_replays
+from conftest import REPLAYS, SPEC_NUMERIC, needs_replays
 
 from mmlib.atomic import write_json
 from mmlib.data.ingest import IngestConfig, ingest
@@ -23,21 +23,7 @@ from mmlib.features.schema import FeatureSchema, load_schema
 MODERN = ["peppi-v3.16.slp", "peppi-v3.18.slp"]  # small, Slippi >= 3.16: both aliases present
 # Slippi 1.0, 5,209 frames: stocks and shields change (the modern two are too short for that)
 OLD = "peppi-game.slp"
-KEPT_NUMERIC = [
-    "pos_x",
-    "pos_y",
-    "percent",
-    "stock",
-    "jumps_left",
-    "speed_air_x_self",
-    "speed_ground_x_self",
-    "speed_x_attack",
-    "speed_y_attack",
-    "speed_y_self",
-    "hitlag_left",
-    "hitstun_left",
-    "shield_strength",
-]
+KEPT_NUMERIC = SPEC_NUMERIC
 ECB = [c.name for c in OLD_NUMERIC if c.name.startswith("ecb_")]
 
 

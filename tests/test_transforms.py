@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import SPEC_NUMERIC
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -226,21 +227,7 @@ def test_missing_parameter_is_a_value_error():
 
 # --- fitting mimic_norm.json / norm_stats.json ---------------------------------------------------
 
-NUMERIC = [
-    "pos_x",
-    "pos_y",
-    "percent",
-    "stock",
-    "jumps_left",
-    "speed_air_x_self",
-    "speed_ground_x_self",
-    "speed_x_attack",
-    "speed_y_attack",
-    "speed_y_self",
-    "hitlag_left",
-    "hitstun_left",
-    "shield_strength",
-]
+NUMERIC = SPEC_NUMERIC
 # SPEC 3.5 / 3.6, written out again here so the test does not read the table it checks
 EXPECTED_TRANSFORM = {
     "pos_x": "standardize",
