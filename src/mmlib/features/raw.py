@@ -36,16 +36,6 @@ RECORDED = [c for c in OLD_NUMERIC if c.ingest is not None]
 _TRUNCATED = {"hitlag_left", "hitstun_left"}  # libmelee stores int(float) for these
 _FLAG_SOURCES = {"on_ground": "post_airborne", "invulnerable": "post_hurtbox_state"}  # recorded?
 CONTROLLER_KEYS = ("main_x", "main_y", "c_x", "c_y", "shoulder", "a", "b", "z", "jump", "trig")
-PLAYER_KEYS = (
-    *(c.name for c in RECORDED),
-    "on_ground",
-    "facing",
-    "invulnerable",
-    "action",
-    "prev_action",
-    "character",
-    *CONTROLLER_KEYS,
-)
 _INT_KEYS = {"action", "prev_action", "character"}
 _BOOL_KEYS = {"a", "b", "z", "jump", "trig"}
 
