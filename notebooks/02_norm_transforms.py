@@ -71,7 +71,7 @@ pd.DataFrame(
             "train perspectives": len(d.train),
             "val perspectives": len(d.val),
         }
-        for c, (d, _) in fitted.items()
+        for c, (d, _, _) in fitted.items()
     }
 ).T
 
@@ -82,7 +82,7 @@ pd.DataFrame(
 # `log_max` for hitstun (SPEC 3.5).
 
 # %%
-pd.DataFrame({c: n.mimic_norm["features"] for c, (_, n) in fitted.items()}).map(
+pd.DataFrame({c: n.mimic_norm["features"] for c, (_, n, _) in fitted.items()}).map(
     lambda s: (
         ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else str(v) for k, v in s.items())
         if isinstance(s, dict)
@@ -96,15 +96,12 @@ pd.DataFrame({c: n.mimic_norm["features"] for c, (_, n) in fitted.items()}).map(
 # log-scaled: most features sit at 0 most of the time (no hitstun, no knockback).
 
 # %%
-raws = {
-    c: [dataset.perspective_raw(Path(ingest_dir), v) for v in d.train]
-    for c, (d, _) in fitted.items()
-}
-pairs = [report.numeric_before_after(raws[c], schema, n) for c, (_, n) in fitted.items()]
+raws = {c: f.raws for c, f in fitted.items()}
+pairs = [report.numeric_before_after(raws[c], schema, n) for c, (_, n, _) in fitted.items()]
 before = np.concatenate([b for b, _ in pairs])
 after = np.concatenate([a for _, a in pairs])
 fig = plt.figure(figsize=(10, 1.3 * len(schema.numeric)), layout="constrained")
-report.plot_transforms(before, after, schema, next(iter(fitted.values()))[1], fig)
+report.plot_transforms(before, after, schema, next(iter(fitted.values())).norm, fig)
 fig.savefig(reports / "transforms.png", metadata={"Software": None})
 
 # %%
@@ -167,7 +164,7 @@ metrics = {
         "neutral_main_share": round(float(shares[c]["main"][0]), 4),
         "class_frequency_entropy": {h: round(entropy(s), 4) for h, s in shares[c].items()},
     }
-    for c, (d, _) in fitted.items()
+    for c, (d, _, _) in fitted.items()
 }
 write_json(reports / "metrics.json", metrics)
 pd.DataFrame(metrics).T[["train_games", "val_games", "train_frames", "neutral_main_share"]]

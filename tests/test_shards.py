@@ -147,7 +147,7 @@ def test_leak_rate_low_with_v2_alignment_and_tens_of_percent_when_leaked(built, 
 
 def test_row_i_holds_frame_i_input_and_frame_i_plus_1_controller(built, ingested):
     m = manifest(built, "falco")
-    data, norm = built["fitted"]["falco"]
+    data, norm, _ = built["fitted"]["falco"]
     view = data.train[0]
     assert (m["train"]["games"][0]["md5"], m["train"]["games"][0]["self_port"]) == (
         view.md5,
@@ -198,7 +198,7 @@ def test_every_target_is_the_next_rows_controller_input(built, character, split)
 
 
 def test_features_are_finite_on_every_perspective_of_every_two_player_game(built, ingested, games):
-    _, norm = built["fitted"]["falco"]
+    _, norm, _ = built["fitted"]["falco"]
     schema = built["schema"]
     seen = recorded_nan = 0
     for row in games.values():
@@ -258,7 +258,7 @@ def test_split_is_disjoint_complete_and_recorded(built, ingested, character):
     assert (split["train_md5s"], split["val_md5s"]) == split_md5s(
         [v.md5 for v in views], settings["val_frac"], settings["seed"]
     )
-    data, _ = built["fitted"][character]  # the norm was fitted on the same training games
+    data, _, _ = built["fitted"][character]  # the norm was fitted on the same training games
     assert data.split == split
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -54,8 +55,9 @@ def character_data(ingest_dir: Path, character: str, settings: dict) -> Characte
     if len(views) == 0:
         raise UsageError(f"no usable 1v1 game in {ingest_dir} has {character} as a player")
     train_md5, _ = split_md5s([p.md5 for p in views], settings["val_frac"], settings["seed"])
-    train = [p for p in views if p.md5 in set(train_md5)]
-    val = [p for p in views if p.md5 not in set(train_md5)]
+    in_train = set(train_md5)
+    train = [p for p in views if p.md5 in in_train]
+    val = [p for p in views if p.md5 not in in_train]
     return CharacterData(character, train, val, settings["seed"], settings["val_frac"])
 
 
@@ -112,15 +114,22 @@ def read_norm(directory: Path) -> build.Norm:
         raise UsageError(f"no {missing} in {directory}; run `dvc repro norm`") from None
 
 
+class Fitted(NamedTuple):
+    data: CharacterData
+    norm: build.Norm
+    raws: list[dict[str, np.ndarray]]  # the training perspectives' raw columns, read once
+
+
 def fit_characters(
     ingest_dir: Path, characters: list[str], schema: FeatureSchema, settings: dict, out_dir: Path
-) -> dict[str, tuple[CharacterData, build.Norm]]:
+) -> dict[str, Fitted]:
     """The norm stage: per character, fit on its training perspectives only and write the five
     metadata files to `<out_dir>/<character>/`."""
     fitted = {}
     for character in characters:
         data = character_data(ingest_dir, character, settings)
-        norm = fit_norm([perspective_raw(ingest_dir, v) for v in data.train], schema)
+        raws = [perspective_raw(ingest_dir, v) for v in data.train]
+        norm = fit_norm(raws, schema)
         write_metadata(out_dir / character, metadata_files(norm, data.train))
-        fitted[character] = (data, norm)
+        fitted[character] = Fitted(data, norm, raws)
     return fitted

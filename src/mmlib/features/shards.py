@@ -86,10 +86,11 @@ def build_character(
     schema: FeatureSchema,
     settings: dict,
     target_shift: int = 1,
+    data: dataset.CharacterData | None = None,
 ) -> dict:
     """Write `<out_dir>/<character>/` (built beside it, then renamed into place) and return its
-    figures for the metrics file."""
-    data = dataset.character_data(ingest_dir, character, settings)
+    figures for the metrics file. `data`: the character's split, if already read."""
+    data = data or dataset.character_data(ingest_dir, character, settings)
     norm = dataset.read_norm(norm_dir / character)
     final = out_dir / character
     tmp = out_dir / f".{character}.tmp"
@@ -165,14 +166,17 @@ def build_all(
     from mmlib.features.schema import load_schema
     from mmlib.features.split import character_slug
 
+    data = {}
     for name in characters:  # every user mistake is reported before any work starts
         character_slug(name)
         dataset.read_norm(norm_dir / name)
-        dataset.character_data(ingest_dir, name, settings)
+        data[name] = dataset.character_data(ingest_dir, name, settings)
     schema = load_schema(audit_json)
     out_dir.mkdir(parents=True, exist_ok=True)
     per_character = {
-        name: build_character(ingest_dir, norm_dir, out_dir, name, schema, settings)
+        name: build_character(
+            ingest_dir, norm_dir, out_dir, name, schema, settings, data=data[name]
+        )
         for name in tqdm(characters, desc="shards", unit="character")
     }
     metrics = {"characters": per_character, "window": settings["window"]}
