@@ -119,3 +119,20 @@ def libmelee_frames(name: str) -> tuple:
     while (state := console.step()) is not None:
         states.append(state)
     return tuple(states)
+
+
+@pytest.fixture(scope="session")
+def fox_shards(ingested, tmp_path_factory) -> Path:
+    """fox's norm files and shards (train/ and val/) built from the session ingest, once."""
+    from mmlib.config import stage_params
+    from mmlib.features import dataset, shards
+    from mmlib.features.schema import load_schema
+
+    root = Path(__file__).resolve().parents[1]
+    audit, params = root / "reports/audit/audit.json", root / "params.yaml"
+    tmp = tmp_path_factory.mktemp("bc_shards")
+    settings = stage_params("features", params, profile="smoke")
+    dataset.fit_characters(ingested, ["fox"], load_schema(audit), settings, tmp / "norm")
+    out = tmp / "shards"
+    shards.build_all(ingested, tmp / "norm", audit, out, ["fox"], settings, tmp / "m.json")
+    return tmp / "shards" / "fox"

@@ -64,6 +64,30 @@ def _shards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    import yaml
+
+    from mmlib.train.character import Paths, run_character
+
+    overrides = {key: yaml.safe_load(value) for key, value in args.set or []}
+    paths = Paths(args.shards, args.policies, args.reports, args.runs)
+    metrics = run_character(
+        args.character,
+        args.params,
+        paths,
+        progress=not args.quiet,
+        profile=args.profile,
+        **overrides,
+    )
+    if metrics:
+        base = metrics["frequency_baseline"]["total"]
+        print(
+            f"{args.character}: val loss {metrics['val_loss']['total']:.4f} "
+            f"(class-frequency baseline {base:.4f}) -> {args.policies / args.character}"
+        )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmlib", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -95,6 +119,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--params", type=Path, default=Path("params.yaml"), help="`features` section")
     s.add_argument("--character", "-c", action="append", help="only these (default: params)")
     s.set_defaults(run=_shards)
+
+    s = sub.add_parser(
+        "train", help="train one character's BC policy (works under torchrun for several GPUs)"
+    )
+    s.add_argument("--character", "-c", required=True, help="e.g. fox")
+    s.add_argument("--params", type=Path, default=Path("params.yaml"), help="`bc` section")
+    s.add_argument("--profile", choices=("smoke", "full"), help="default: params.yaml's profile")
+    s.add_argument(
+        "--set", nargs=2, action="append", metavar=("KEY", "VALUE"), help="override a bc key"
+    )
+    s.add_argument("--shards", type=Path, default=Path("artifacts/shards"))
+    s.add_argument("--policies", type=Path, default=Path("artifacts/bc"), help="output folder")
+    s.add_argument("--reports", type=Path, default=Path("reports/bc"))
+    s.add_argument("--runs", type=Path, default=Path("runs/bc"), help="resume checkpoints")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    s.set_defaults(run=_train)
 
     s = sub.add_parser("notebook", help="run a percent-format notebook headless with papermill")
     s.add_argument("notebook", type=Path, help="notebooks/NN_name.py")

@@ -1,0 +1,1 @@
+"""Checkpoints: the published per-character directory layout, read and written (SPEC 4.7)."""

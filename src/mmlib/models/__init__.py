@@ -1,0 +1,1 @@
+"""Models: the behaviour-cloning transformer (`bc`) with its config (`config`) and attention."""

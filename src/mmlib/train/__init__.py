@@ -1,0 +1,1 @@
+"""Behaviour-cloning training: config, optimiser, evaluation, the loop, and per-character runs."""

@@ -1,0 +1,174 @@
+"""The training loop on fox's real shards: deterministic on CPU, resumable after a real SIGKILL,
+and DistributedDataParallel (gloo, 2 processes) equal to one process on the union batch."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmlib.features.sampler import WindowSampler
+from mmlib.models.bc import BCTransformer, losses
+from mmlib.models.config import preset
+from mmlib.train import optim
+from mmlib.train.config import TrainConfig
+from mmlib.train.loop import RESUME_FILE, train
+
+ROOT = Path(__file__).resolve().parents[1]
+CFG = TrainConfig(
+    preset="tiny", steps=12, batch=8, lr=3e-3, eval_every=4, eval_windows=16, log_every=2,
+    ckpt_every=4, patience=0, precision="fp32", threads=1, seed=3,
+)  # fmt: skip
+MODEL = preset("tiny", dropout=0.1)  # dropout on, so the resumed RNG state matters
+
+
+def _same_history(a, b) -> None:
+    assert a.train == b.train and a.val == b.val
+    assert (a.best_loss, a.best_step) == (b.best_loss, b.best_step)
+
+
+def _same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_two_runs_with_one_seed_give_the_same_losses(fox_shards, tmp_path):
+    a = train(CFG, MODEL, fox_shards, tmp_path / "a", log=lambda _: None)
+    b = train(CFG, MODEL, fox_shards, tmp_path / "b", log=lambda _: None)
+    _same_history(a.history, b.history)
+    _same_state(a.best_state, b.best_state)
+    assert len(a.history.train) == CFG.steps // CFG.log_every and len(a.history.val) == 3
+    other = train(dataclasses.replace(CFG, seed=4), MODEL, fox_shards, tmp_path / "c", log=print)
+    assert other.history.train != a.history.train
+
+
+def test_the_loss_falls(fox_shards, tmp_path):
+    cfg = dataclasses.replace(CFG, steps=40, eval_every=40)
+    r = train(cfg, MODEL, fox_shards, tmp_path, log=lambda _: None)
+    assert r.history.train[-1]["total"] < 0.8 * r.history.train[0]["total"]
+
+
+_CHILD = """
+import json, sys
+from pathlib import Path
+from mmlib.models.config import ModelConfig
+from mmlib.train.config import TrainConfig
+from mmlib.train.loop import train
+cfg, model, data, run = json.loads(sys.argv[1])
+cfg["betas"] = tuple(cfg["betas"])
+train(TrainConfig(**cfg), ModelConfig(**model), Path(data), Path(run), log=lambda _: None)
+"""
+
+
+def _child_args(cfg, data, run) -> list[str]:
+    spec = json.dumps([cfg.to_dict(), MODEL.to_dict(), str(data), str(run)])
+    return [sys.executable, "-c", _CHILD, spec]
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_result(fox_shards, tmp_path):
+    cfg = dataclasses.replace(CFG, steps=200, batch=32, ckpt_every=5, eval_every=50)
+    whole = train(cfg, MODEL, fox_shards, tmp_path / "whole", log=lambda _: None)
+
+    run = tmp_path / "killed"
+    child = subprocess.Popen(_child_args(cfg, fox_shards, run))
+    deadline = time.monotonic() + 120
+    while not (run / RESUME_FILE).exists() and child.poll() is None:
+        assert time.monotonic() < deadline, "no resume checkpoint within 120 s"
+        time.sleep(0.002)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    saved = torch.load(run / RESUME_FILE, weights_only=False)
+    assert 0 < saved["step"] < cfg.steps and not saved["finished"]
+    assert not list(run.glob(".*.tmp")), "a half-written checkpoint was left behind"
+
+    lines = []
+    resumed = train(cfg, MODEL, fox_shards, run, log=lines.append)
+    assert lines[0].startswith(f"resuming from step {saved['step']}")
+    _same_history(resumed.history, whole.history)
+    _same_state(resumed.best_state, whole.best_state)
+    _same_state(resumed.checkpoint["model"], whole.checkpoint["model"])
+    # a finished run re-run trains nothing and returns the same result
+    again = train(cfg, MODEL, fox_shards, run, log=lambda _: None)
+    assert again.step == cfg.steps
+    _same_history(again.history, whole.history)
+
+
+def test_a_resume_checkpoint_of_another_recipe_is_not_continued(fox_shards, tmp_path):
+    train(CFG, MODEL, fox_shards, tmp_path, log=lambda _: None)
+    lines = []
+    other = dataclasses.replace(CFG, lr=1e-3)
+    r = train(other, MODEL, fox_shards, tmp_path, log=lines.append)
+    assert "starting over" in lines[0]
+    fresh = train(other, MODEL, fox_shards, tmp_path / "fresh", log=lambda _: None)
+    _same_history(r.history, fresh.history)
+
+
+_DDP_CHILD = """
+import json, os, sys
+from pathlib import Path
+import torch
+from mmlib.models.config import ModelConfig
+from mmlib.train.config import TrainConfig
+from mmlib.train.loop import train
+cfg, model, data, run = json.loads(sys.argv[1])
+cfg["betas"] = tuple(cfg["betas"])
+r = train(TrainConfig(**cfg), ModelConfig(**model), Path(data), Path(run), log=lambda _: None)
+torch.save(r.checkpoint["model"], Path(run) / f"rank{r.rank}.pt")
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_on_two_processes_equals_one_process_on_the_union_batch(fox_shards, tmp_path):
+    cfg = dataclasses.replace(CFG, steps=3, batch=4, eval_every=100, ckpt_every=100)
+    model_cfg = dataclasses.replace(MODEL, dropout=0.0)  # so both paths see the same function
+    spec = json.dumps([cfg.to_dict(), model_cfg.to_dict(), str(fox_shards), str(tmp_path)])
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    script = tmp_path / "child.py"
+    script.write_text(_DDP_CHILD)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script), spec],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    _same_state(rank0, rank1)
+    saved = torch.load(tmp_path / RESUME_FILE, weights_only=False)
+    assert saved["world"] == 2 and len(saved["sampler"]) == 2 and saved["step"] == cfg.steps
+
+    # the same steps in one process: one model, each step on both ranks' windows together
+    torch.manual_seed(cfg.seed)
+    model = BCTransformer(model_cfg)
+    opt, samplers = optim.optimizer(model, cfg), []
+    sched = optim.scheduler(opt, cfg)
+    for rank in (0, 1):
+        s = WindowSampler(fox_shards / "train", model_cfg.max_seq_len)
+        s.rng = np.random.default_rng([cfg.seed, rank])
+        samplers.append(s)
+    for _ in range(cfg.steps):
+        parts = [s.sample(cfg.batch) for s in samplers]
+        batch = {k: torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in parts[0]}
+        logits, _ = model(batch["ints"], batch["floats"])
+        losses(logits, batch["targets"])["total"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad()
+        sched.step()
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(rank0[k], v, rtol=1e-5, atol=1e-6, msg=k)
