@@ -172,3 +172,34 @@ def test_ddp_on_two_processes_equals_one_process_on_the_union_batch(fox_shards, 
         sched.step()
     for k, v in model.state_dict().items():
         torch.testing.assert_close(rank0[k], v, rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_a_plateau_stops_the_run_early(fox_shards, tmp_path):
+    cfg = dataclasses.replace(CFG, steps=40, lr=0.0, min_lr=0.0, patience=2)  # nothing improves
+    lines = []
+    r = train(cfg, MODEL, fox_shards, tmp_path, log=lines.append)
+    assert r.history.stopped_early and r.step == 3 * cfg.eval_every
+    assert r.history.best_step == cfg.eval_every and r.history.evals_since_best == 2
+    assert lines[-1] == "stopping early: 2 passes without a new best"
+    assert torch.load(tmp_path / RESUME_FILE, weights_only=False)["finished"]
+
+
+def test_train_command_errors_are_one_line(tmp_path):
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "mmlib", "train", *args],
+            cwd=ROOT, capture_output=True, text=True,
+        )  # fmt: skip
+
+    unknown = run("-c", "kirby2", "--shards", str(tmp_path))
+    assert unknown.returncode == 2 and unknown.stderr.startswith("mmlib train: unknown character")
+    missing = run("-c", "fox", "--shards", str(tmp_path / "none"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        f"mmlib train: no shards for fox at {tmp_path / 'none' / 'fox'}: run `dvc repro shards`"
+    )
+    (tmp_path / "fox").mkdir()
+    (tmp_path / "fox" / "manifest.json").write_text("{}")
+    typo = run("-c", "fox", "--shards", str(tmp_path), "--set", "stpes", "3")
+    assert typo.returncode == 2 and "unknown keys ['stpes']" in typo.stderr
+    assert len(typo.stderr.strip().splitlines()) == 1

@@ -1,0 +1,172 @@
+"""Figures of the bc stage (notebooks/03_train_bc.py): loss curves, per-head scores against the
+yardsticks, the button confusion matrix, and predicted against human inputs over a game.
+
+Each function returns a `matplotlib.figure.Figure` built without pyplot (no global state); save
+it with `fig.savefig(path, metadata={"Software": None})` for byte-stable PNGs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from mmlib.features import controller
+from mmlib.train import evaluate
+
+HEAD_COLORS = {"shoulder": "#8c6bb1", "c": "#e08214", "main": "#3b75af", "button": "#2f9e44"}
+HUMAN = dict(color="#bbbbbb", lw=3.0, label="human")
+MODEL = dict(color="#c0392b", lw=1.0, label="model")
+C_STICK_LABELS = ("none", "R", "L", "D", "U", "DL", "DR", "UR", "UL")  # C_STICK_CENTERS order
+
+
+def curves(
+    train_rows: Sequence[dict],
+    val_rows: Sequence[dict],
+    baseline_total: float,
+    baseline_heads: dict[str, float] | None = None,
+) -> Figure:
+    """Left: training and validation total loss against step, with the class-frequency baseline
+    as a horizontal line. Right: each head's validation loss (and, given `baseline_heads`, its
+    own baseline, dashed).
+
+    train_rows: one dict per training record (`step`, `total`, ...), as in train_curve.csv.
+    val_rows: one dict per validation pass (`step`, `total`, one key per head).
+    """
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax_total, ax_heads = fig.subplots(1, 2)
+    steps = [r["step"] for r in val_rows]
+    ax_total.plot(
+        [r["step"] for r in train_rows],
+        [r["total"] for r in train_rows],
+        color="#999999",
+        label="train (mean over log_every steps)",
+    )
+    ax_total.plot(steps, [r["total"] for r in val_rows], "o-", color="#c0392b", ms=3, label="val")
+    baseline = f"class-frequency baseline ({baseline_total:.3f})"
+    ax_total.axhline(baseline_total, color="black", ls="--", lw=1, label=baseline)
+    ax_total.set(title="total loss (sum of the four heads)", xlabel="step", ylabel="nats")
+    ax_total.legend(fontsize=8)
+    for head in evaluate.HEAD_NAMES:
+        color = HEAD_COLORS[head]
+        ax_heads.plot(steps, [r[head] for r in val_rows], "o-", color=color, ms=3, label=head)
+        if baseline_heads is not None:
+            ax_heads.axhline(baseline_heads[head], color=color, ls="--", lw=1)
+    title = "validation loss per head" + (" (dashed: baseline)" if baseline_heads else "")
+    ax_heads.set(title=title, xlabel="step", ylabel="nats")
+    ax_heads.legend(fontsize=8)
+    return fig
+
+
+def head_scores(metrics: dict) -> Figure:
+    """Per head, validation accuracy and macro-F1 as bars, with the accuracy of copying the last
+    input as a black marker on each accuracy bar.
+
+    metrics: as `mmlib.train.character.run_character` returns it (`val`, `copy_last_acc`).
+    """
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(evaluate.HEAD_NAMES))
+    acc = [metrics["val"][h]["acc"] for h in evaluate.HEAD_NAMES]
+    f1 = [metrics["val"][h]["macro_f1"] for h in evaluate.HEAD_NAMES]
+    copy = [metrics["copy_last_acc"][h] for h in evaluate.HEAD_NAMES]
+    ax.bar(x - 0.2, acc, width=0.4, color="#3b75af", label="accuracy")
+    ax.bar(x + 0.2, f1, width=0.4, color="#9ecae1", label="macro-F1")
+    ax.scatter(x - 0.2, copy, marker="D", color="black", zorder=3, label="copy last input (acc)")
+    for xi, a, f, c in zip(x, acc, f1, copy, strict=True):
+        ax.text(xi - 0.2, a / 2, f"{a:.3f}", ha="center", va="center", fontsize=8, color="white")
+        ax.text(xi + 0.2, f + 0.01, f"{f:.3f}", ha="center", va="bottom", fontsize=8)
+        ax.text(xi - 0.2, c + 0.025, f"{c:.3f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, evaluate.HEAD_NAMES)
+    ax.set(ylim=(0, 1.25), ylabel="share of validation frames", title="validation scores per head")
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
+    return fig
+
+
+def button_confusion(pred: np.ndarray, true: np.ndarray) -> Figure:
+    """The 7x7 button confusion matrix, each row (human class) normalised to 1, shares written
+    in the cells and each row's frame count in its label.
+
+    pred, true: button classes, any shape (e.g. (N, window)).
+    """
+    n = controller.N_BUTTON
+    counts = evaluate.confusion(np.asarray(pred), np.asarray(true), n)
+    support = counts.sum(1)
+    shares = counts / np.maximum(support, 1)[:, None]
+    fig = Figure(figsize=(6.5, 5.5), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            if counts[i, j]:
+                color = "white" if shares[i, j] > 0.6 else "black"
+                text = f"{shares[i, j]:.2f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
+    labels = controller.BUTTON_CLASSES
+    ax.set_xticks(range(n), labels, fontsize=8)
+    row_labels = [f"{c} ({k})" for c, k in zip(labels, support, strict=True)]
+    ax.set_yticks(range(n), row_labels, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="human (frames)", title="button classes, row-normalised")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="share of the row")
+    return fig
+
+
+def strip_data(
+    policy, split_dir: Path, frames: int, batch: int = 32
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """The policy's and the human's classes over the first `frames` frames of a split's first
+    game, scored as consecutive non-overlapping windows (each window's context starts afresh).
+
+    Returns pred, true (head -> (F,) classes) and the frame index within the game (F,), with
+    F = `frames`, or fewer where the game's whole windows hold fewer.
+    """
+    import torch
+
+    window = policy.config.max_seq_len
+    offsets = np.load(Path(split_dir) / "offsets.npy")
+    k = min(-(-frames // window), (offsets[1] - offsets[0]) // window)  # windows, rounded up
+    rows = offsets[0] + np.arange(k * window).reshape(k, window)
+    windows = {
+        name: np.asarray(np.load(Path(split_dir) / f"{name}.npy", mmap_mode="r")[rows])
+        for name in ("ints", "floats", "targets")
+    }
+    _, pred = evaluate.predict(policy.model, windows, batch, torch.device("cpu"))
+    true = evaluate.targets_by_head(windows)
+    pred = {h: c.ravel()[:frames] for h, c in pred.items()}
+    true = {h: c.ravel()[:frames] for h, c in true.items()}
+    return pred, true, np.arange(k * window)[:frames]
+
+
+def input_strip(
+    pred: dict[str, np.ndarray], true: dict[str, np.ndarray], frames: np.ndarray, window: int = 0
+) -> Figure:
+    """Predicted against human inputs over a stretch of frames, one row each for the shoulder,
+    the c-stick, the main stick's x and y (the class centre's coordinates) and the button.
+
+    pred, true: head -> (F,) classes; frames: (F,) frame index of each; window: draw a dotted
+    line where each model window (a fresh context) starts, if given.
+    """
+    main = controller.MAIN_STICK_CENTERS
+    rows = [
+        ("shoulder", lambda d: d["shoulder"], range(3), controller.SHOULDER_LEVELS),
+        ("c-stick", lambda d: d["c"], range(9), C_STICK_LABELS),
+        ("main x", lambda d: main[d["main"], 0], (0, 0.5, 1), ("L", "0.5", "R")),
+        ("main y", lambda d: main[d["main"], 1], (0, 0.5, 1), ("D", "0.5", "U")),
+        ("button", lambda d: d["button"], range(7), controller.BUTTON_CLASSES),
+    ]
+    fig = Figure(figsize=(12, 9), layout="constrained")
+    axes = fig.subplots(len(rows), 1, sharex=True, height_ratios=[1, 2, 1.3, 1.3, 2])
+    for ax, (name, value, ticks, labels) in zip(axes, rows, strict=True):
+        ax.step(frames, value(true), where="post", **HUMAN)
+        ax.step(frames, value(pred), where="post", **MODEL)
+        ax.set_yticks(list(ticks), [str(t) for t in labels], fontsize=7)
+        ax.set_ylabel(name, fontsize=9)
+        if window:
+            for start in frames[::window][1:]:
+                ax.axvline(start, color="black", ls=":", lw=0.8)
+    axes[0].legend(fontsize=8, ncol=2, loc="upper right")
+    axes[0].set_title("next-frame inputs: human (grey) and the model's top class (red)")
+    axes[-1].set_xlabel("frames into the validation game (shard rows)")
+    return fig
