@@ -66,6 +66,7 @@ def _shards(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     import yaml
+    from tqdm.auto import tqdm
 
     from mmlib.train.character import Paths, run_character
 
@@ -75,6 +76,7 @@ def _train(args: argparse.Namespace) -> int:
         args.character,
         args.params,
         paths,
+        log=tqdm.write,  # log lines above the progress bar, not through it
         progress=not args.quiet,
         profile=args.profile,
         **overrides,
