@@ -43,7 +43,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from IPython.display import Image
 
 from mmlib.checkpoint.directory import load_policy
@@ -128,9 +127,9 @@ Image(filename=reports / "curves.png")
 # normalisation files); its losses on the validation windows must be the run's.
 
 # %%
-policy = load_policy(paths.policies / character)
+policy = load_policy(paths.policies / character, evaluate.default_device())
 windows = evaluate.val_windows(data / "val", policy.config.max_seq_len, cfg.eval_windows)
-val_loss, preds = evaluate.predict(policy.model, windows, cfg.batch, torch.device("cpu"))
+val_loss, preds = evaluate.predict(policy.model, windows, cfg.batch, policy.device)
 targets = evaluate.targets_by_head(windows)
 scores = evaluate.head_metrics(preds, targets)
 same = all(np.isclose(val_loss[k], metrics["val_loss"][k], atol=1e-5) for k in val_loss)

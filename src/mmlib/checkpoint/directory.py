@@ -34,9 +34,19 @@ FILES = ("model.pt", "config.json", "metadata.json", *dataset.NORM_FILES)
 # metadata.json does not name its own.
 PUBLISHED_SCHEMA = FeatureSchema(
     numeric=(
-        "pos_x", "pos_y", "percent", "stock", "jumps_left", "speed_air_x_self",
-        "speed_ground_x_self", "speed_x_attack", "speed_y_attack", "speed_y_self",
-        "hitlag_left", "hitstun_left", "shield_strength",
+        "pos_x",
+        "pos_y",
+        "percent",
+        "stock",
+        "jumps_left",
+        "speed_air_x_self",
+        "speed_ground_x_self",
+        "speed_x_attack",
+        "speed_y_attack",
+        "speed_y_self",
+        "hitlag_left",
+        "hitstun_left",
+        "shield_strength",
     ),  # fmt: skip
     flags=("on_ground", "off_stage", "facing", "invulnerable", "moonwalkwarning"),
 )
@@ -52,6 +62,10 @@ class Policy:
     schema: FeatureSchema
     metadata: dict
     directory: Path
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     def features(self, self_port: int, opp_port: int, version=(3, 18, 0)) -> OnlineFeatures:
         """The live feature path for one perspective, with this policy's normalisation."""
@@ -142,7 +156,7 @@ def load_state(model: BCTransformer, state: dict, source: str) -> None:
     model.load_state_dict(ours)
 
 
-def load_policy(directory: Path, device: str = "cpu") -> Policy:
+def load_policy(directory: Path, device: str | torch.device = "cpu") -> Policy:
     """Rebuild a policy from its directory alone (ours or one written by the MIMIC tools)."""
     directory = Path(directory)
     if not directory.is_dir():

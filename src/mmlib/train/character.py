@@ -133,12 +133,11 @@ def summarize(
     result: Result, cfg: TrainConfig, model_cfg: ModelConfig, data: Path, character: str
 ) -> dict:
     """The run's figures on the validation windows, beside the two yardsticks."""
-    import torch
-
     windows = evaluate.val_windows(data / "val", model_cfg.max_seq_len, cfg.eval_windows)
     model = BCTransformer(model_cfg)
     model.load_state_dict(result.best_state)
-    val, preds = evaluate.predict(model, windows, cfg.batch, torch.device("cpu"))
+    device = evaluate.default_device()
+    val, preds = evaluate.predict(model.to(device), windows, cfg.batch, device)
     targets = evaluate.targets_by_head(windows)
     train_targets = np.load(data / "train" / "targets.npy")
     h = result.history

@@ -30,6 +30,11 @@ _ONE_HOT = {
 }
 
 
+def default_device() -> torch.device:
+    """The first GPU when there is one (a full-profile validation set is slow on a CPU)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def val_windows(split_dir: Path, window: int, limit: int) -> dict[str, np.ndarray]:
     """Every non-overlapping `window` of each game in a split (thinned evenly to `limit`):
     each array as (N, window, ...)."""

@@ -122,8 +122,6 @@ def strip_data(
     Returns pred, true (head -> (F,) classes) and the frame index within the game (F,), with
     F = `frames`, or fewer where the game's whole windows hold fewer.
     """
-    import torch
-
     window = policy.config.max_seq_len
     offsets = np.load(Path(split_dir) / "offsets.npy")
     k = min(-(-frames // window), (offsets[1] - offsets[0]) // window)  # windows, rounded up
@@ -132,7 +130,7 @@ def strip_data(
         name: np.asarray(np.load(Path(split_dir) / f"{name}.npy", mmap_mode="r")[rows])
         for name in ("ints", "floats", "targets")
     }
-    _, pred = evaluate.predict(policy.model, windows, batch, torch.device("cpu"))
+    _, pred = evaluate.predict(policy.model, windows, batch, policy.device)
     true = evaluate.targets_by_head(windows)
     pred = {h: c.ravel()[:frames] for h, c in pred.items()}
     true = {h: c.ravel()[:frames] for h, c in true.items()}
