@@ -136,3 +136,18 @@ def fox_shards(ingested, tmp_path_factory) -> Path:
     out = tmp / "shards"
     shards.build_all(ingested, tmp / "norm", audit, out, ["fox"], settings, tmp / "m.json")
     return tmp / "shards" / "fox"
+
+
+@pytest.fixture(scope="session")
+def fox_policy(fox_shards, tmp_path_factory) -> Path:
+    """A fox policy directory trained briefly (smoke recipe, 24 steps) on the session shards."""
+    from mmlib.train.character import Paths, run_character
+
+    root = Path(__file__).resolve().parents[1]
+    tmp = tmp_path_factory.mktemp("bc_policy")
+    paths = Paths(fox_shards.parent, tmp / "bc", tmp / "reports", tmp / "runs")
+    run_character(
+        "fox", root / "params.yaml", paths, log=lambda *_: None, profile="smoke",
+        steps=24, eval_every=24, ckpt_every=24,
+    )  # fmt: skip
+    return tmp / "bc" / "fox"

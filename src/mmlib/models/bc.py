@@ -53,7 +53,7 @@ class FrameEncoder(nn.Module):
         stage = ints[..., 0]
         if self.cfg.n_stages == 6:  # the published table has no NO_STAGE row: FD is row 0
             stage = (stage - 1).clamp(min=0)
-        floats = torch.where(self.flag, 2 * floats - 1, floats)
+        floats = torch.where(self.flag, 2 * floats - 1, floats).to(self.stage.weight.dtype)
         x = torch.cat(
             [
                 self.stage(stage),
@@ -91,8 +91,10 @@ class Block(nn.Module):
         self.norm_mlp = nn.LayerNorm(cfg.d_model)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor, reference: bool = False) -> torch.Tensor:
-        x = x + self.attn(self.norm_attn(x), reference)
+    def forward(
+        self, x: torch.Tensor, reference: bool = False, window: int | None = None
+    ) -> torch.Tensor:
+        x = x + self.attn(self.norm_attn(x), reference, window)
         return x + self.mlp(self.norm_mlp(x))
 
 
@@ -159,12 +161,19 @@ class BCTransformer(nn.Module):
         floats: torch.Tensor,
         targets: torch.Tensor | None = None,
         reference: bool = False,
+        window: int | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
         """ints (B, T, 5), floats (B, T, F), targets (B, T, 4) or None ->
-        (logits {head: (B, T, classes)}, losses {head: (), "total": ()} or None)."""
+        (logits {head: (B, T, classes)}, losses {head: (), "total": ()} or None).
+
+        `window=W`: each frame attends to itself and the W - 1 before it, at every layer (the
+        banded mask of streaming play); T may then exceed max_seq_len. None: plain causal,
+        T <= max_seq_len."""
+        if window is not None and not 0 < window <= self.cfg.rel_table:
+            raise ValueError(f"window {window} must be in 1..{self.cfg.rel_table} (rel_table)")
         x = self.encoder(ints, floats)
         for block in self.blocks:
-            x = block(x, reference)
+            x = block(x, reference, window)
         logits = self.heads(self.norm_out(x))
         return logits, (None if targets is None else losses(logits, targets))
 

@@ -1,0 +1,138 @@
+"""Replay-driven evaluation: a policy driven through a real replay by libmelee's file console,
+teacher-forced and free-running; the gameplay-health figures; the drift measurement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import needs_replays, replay_path
+
+from mmlib.checkpoint.directory import load_policy
+from mmlib.errors import UsageError
+from mmlib.features import build, raw
+from mmlib.features.controller import BTN_A, BTN_JUMP, BTN_NONE, BTN_TRIG
+from mmlib.features.replay_console import ReplayConsole
+from mmlib.play import controller, drift, drive
+from mmlib.play.policy import StreamingPolicy
+
+REPLAY = "peppi-v2.0.slp"  # fox on port 2
+PORT, OPP = 2, 1
+N = 300
+
+
+@pytest.fixture(scope="module")
+def policy(fox_policy):
+    return load_policy(fox_policy)
+
+
+@pytest.fixture(scope="module")
+def teacher(policy):
+    return drive.drive(policy, replay_path(REPLAY), PORT, mode="teacher", max_frames=N)
+
+
+@needs_replays
+def test_teacher_rows_pair_each_decision_with_the_humans_next_input(policy, teacher):
+    assert teacher.num_rows == N
+    by_frame = {s.frame: s for s in ReplayConsole(replay_path(REPLAY))}
+    frames = teacher["frame"].to_numpy()
+    assert frames[0] == -39 and np.all(np.diff(frames) == 1)
+    nxt = raw.concat(
+        [{"self_" + k: np.array([v]) for k, v in
+          raw.controller_from_state(by_frame[f + 1].players[PORT].controller_state).items()}
+         for f in frames]
+    )  # fmt: skip
+    for head, classes in build.controller_classes(nxt).items():
+        np.testing.assert_array_equal(teacher[f"human_{head}"].to_numpy(), classes)
+    # the same seed and inputs give the same draws as a policy stepped by hand
+    bot = StreamingPolicy(policy, PORT, OPP)
+    by_hand = [bot.step(by_frame[f]).choice.button for f in frames]
+    np.testing.assert_array_equal(teacher["bot_button"].to_numpy(), by_hand)
+
+
+@needs_replays
+def test_free_running_feeds_the_bots_own_inputs_back(policy):
+    free = drive.drive(policy, replay_path(REPLAY), PORT, mode="free", max_frames=N)
+    states = [s for s in ReplayConsole(replay_path(REPLAY)) if s.frame >= -39][: N + 1]
+    bot, sent, mine = StreamingPolicy(policy, PORT, OPP), None, []
+    for state in states[:N]:
+        choice = bot.step(state, sent).choice
+        sent = controller.sent(choice)
+        mine.append(choice.main)
+    np.testing.assert_array_equal(free["bot_main"].to_numpy(), mine)
+
+
+@needs_replays
+def test_drive_errors_are_one_line(policy, tmp_path):
+    with pytest.raises(UsageError, match="no replay at"):
+        drive.drive(policy, tmp_path / "nope.slp", PORT)
+    with pytest.raises(UsageError, match="not one side of a 1v1"):
+        drive.drive(policy, replay_path(REPLAY), 4, max_frames=5)
+    with pytest.raises(UsageError, match="mode"):
+        drive.drive(policy, replay_path(REPLAY), PORT, mode="dream")
+
+
+def table(button, y=None, x=None) -> pa.Table:
+    n = len(button)
+    button = np.array(button, np.int8)
+    y = np.full(n, 0.5, np.float32) if y is None else np.array(y, np.float32)
+    x = np.full(n, 0.5, np.float32) if x is None else np.array(x, np.float32)
+    cols = {"frame": np.arange(n)}
+    for who in ("bot", "human", "greedy"):
+        for h in drive.HEADS:
+            cols[f"{who}_{h}"] = button if h == "button" else np.zeros(n, np.int8)
+        cols[f"{who}_main_x"], cols[f"{who}_main_y"] = x, y
+    cols["p_none"] = np.full(n, 0.25, np.float32)
+    return pa.table(cols)
+
+
+def test_health_counts_presses_and_neutral_frames():
+    #        0     1      2      3     4     5      6 ...
+    t = table([BTN_NONE, BTN_A, BTN_A, BTN_NONE, BTN_TRIG, BTN_NONE] * 10,
+              x=[0.5, 0.5, 0.9, 0.5, 0.52, 0.5] * 10)  # fmt: skip
+    h = drive.health(t, "bot")
+    assert h["frames"] == 60
+    assert h["non_none_share"] == pytest.approx(0.5)
+    assert h["presses_per_s"] == pytest.approx(20.0)  # 2 onsets per 6 frames, 60 frames = 1 s
+    assert h["stick_neutral_share"] == pytest.approx(5 / 6)
+    assert h["trig_presses"] == 10
+    assert h["none_prob_mean"] == pytest.approx(0.25)
+    assert "none_prob_mean" not in drive.health(t, "human")
+
+
+def test_wavedash_shape_needs_a_jump_then_a_downward_airdodge_soon_after():
+    def count(gap: int, y: float) -> int:
+        button = [BTN_NONE] * 3 + [BTN_JUMP] + [BTN_NONE] * (gap - 1) + [BTN_TRIG] + [BTN_NONE] * 3
+        ys = [0.5] * len(button)
+        ys[3 + gap] = y
+        return drive.wavedash_shaped(np.array(button), np.array(ys))
+
+    assert count(4, 0.15) == 1  # down-diagonal airdodge 4 frames after the jump
+    assert count(8, 0.0) == 1
+    assert count(9, 0.0) == 0  # too late
+    assert count(4, 0.5) == 0  # a neutral airdodge
+    assert count(4, 0.85) == 0  # up
+    assert drive.wavedash_shaped(np.array([BTN_TRIG, BTN_JUMP]), np.array([0.0, 0.5])) == 0
+
+
+def test_agreement_compares_with_the_humans_next_input():
+    t = table([BTN_A, BTN_A, BTN_NONE, BTN_NONE])
+    cols = {n: t[n] for n in t.column_names}
+    cols["human_button"] = pa.array(np.array([BTN_A, BTN_NONE, BTN_NONE, BTN_A], np.int8))
+    a = drive.agreement(pa.table(cols))
+    assert a["button"] == {"sampled": 0.5, "argmax": 0.5}
+    assert a["main"] == {"sampled": 1.0, "argmax": 1.0}
+
+
+@needs_replays
+def test_drift_is_zero_while_filling_and_measured_after(policy):
+    ints, floats = drift.replay_rows(policy, replay_path(REPLAY), PORT, max_frames=400)
+    assert len(ints) == 400
+    m = drift.measure(policy.model, ints, floats, every=16)
+    assert m["frames_compared"] == len(range(179, 400, 16))
+    for head, figures in m["filling"].items():
+        assert figures["max_abs_logit_diff"] < 1e-4, head
+        assert figures["argmax_agreement"] == 1.0
+    for figures in m["sliding"].values():
+        assert 0.0 <= figures["argmax_agreement"] <= 1.0 and figures["kl_mean"] >= -1e-6
+    assert max(f["max_abs_logit_diff"] for f in m["sliding"].values()) > 0  # not the same sum
