@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet  # noqa: F401  (pa.parquet)
 import pytest
 from conftest import needs_replays, replay_path
 
@@ -136,3 +137,18 @@ def test_drift_is_zero_while_filling_and_measured_after(policy):
     for figures in m["sliding"].values():
         assert 0.0 <= figures["argmax_agreement"] <= 1.0 and figures["kl_mean"] >= -1e-6
     assert max(f["max_abs_logit_diff"] for f in m["sliding"].values()) > 0  # not the same sum
+
+
+@needs_replays
+def test_play_replay_command(fox_policy, tmp_path, capsys):
+    from mmlib.cli import main
+
+    out = tmp_path / "inputs.parquet"
+    argv = ["play", "replay", "--checkpoint", str(fox_policy), "--replay", str(replay_path(REPLAY))]
+    assert main([*argv, "--port", str(PORT), "--max-frames", "120", "-q", "-o", str(out)]) == 0
+    assert "120 frames" in capsys.readouterr().out
+    assert pa.parquet.read_table(out).num_rows == 120
+    assert main([*argv, "--port", "4", "-q"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "mmlib play replay: port 4 is not one side of a 1v1 (ports [1, 2])"
+    )

@@ -90,6 +90,111 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _session_status(args: argparse.Namespace, session) -> int:
+    if session.ok:
+        print(f"mmlib {args.command}: {session.ended}")
+        return 0
+    print(f"mmlib {args.command}: {session.ended}", file=sys.stderr)
+    return 1
+
+
+def _play_vs_cpu(args: argparse.Namespace) -> int:
+    from mmlib.play.runner import run_vs_cpu
+    from mmlib.play.settings import vs_cpu_settings
+
+    settings = vs_cpu_settings(
+        checkpoint=args.checkpoint,
+        dolphin_path=args.dolphin_path,
+        iso_path=args.iso_path,
+        character=args.character,
+        cpu_character=args.cpu_character,
+        cpu_level=args.cpu_level,
+        stage=args.stage,
+        temperature=args.temperature,
+        seed=args.seed,
+        port=args.port,
+        cpu_port=args.cpu_port,
+        device=args.device,
+        replay_dir=args.replay_dir,
+    )
+    return _session_status(args, run_vs_cpu(settings))
+
+
+def _play_netplay(args: argparse.Namespace) -> int:
+    from mmlib.play.runner import run_netplay
+    from mmlib.play.settings import netplay_settings
+
+    settings = netplay_settings(
+        checkpoint=args.checkpoint,
+        dolphin_path=args.dolphin_path,
+        iso_path=args.iso_path,
+        character=args.character,
+        stage=args.stage,
+        connect_code=args.connect_code,
+        dolphin_home=args.dolphin_home,
+        temperature=args.temperature,
+        seed=args.seed,
+        max_matches=args.max_matches,
+        device=args.device,
+        replay_dir=args.replay_dir,
+    )
+    return _session_status(args, run_netplay(settings))
+
+
+def _play_replay(args: argparse.Namespace) -> int:
+    import pyarrow.parquet as pq
+
+    from mmlib.atomic import atomic_path
+    from mmlib.checkpoint.directory import load_policy
+    from mmlib.play import drive
+
+    policy = load_policy(args.checkpoint)
+    table = drive.drive(
+        policy,
+        args.replay,
+        args.port,
+        mode=args.mode_,
+        prefill=args.prefill,
+        temperature=args.temperature,
+        seed=args.seed,
+        max_frames=args.max_frames,
+        progress=not args.quiet,
+    )
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(args.output) as tmp:
+            pq.write_table(table, tmp)
+    bot, human = drive.health(table, "bot"), drive.health(table, "human")
+    agree = drive.agreement(table)
+    print(f"{args.replay} port {args.port}, {args.mode_}: {table.num_rows:,} frames")
+    print("agreement with the human's next input (argmax): " + ", ".join(
+        f"{h} {a['argmax']:.1%}" for h, a in agree.items()))  # fmt: skip
+    for who, h in (("bot", bot), ("human", human)):
+        print(
+            f"{who:>5}: non-NONE {h['non_none_share']:.1%}, stick neutral "
+            f"{h['stick_neutral_share']:.1%}, {h['presses_per_s']:.2f} presses/s, "
+            f"{h['trig_presses']} TRIG presses, {h['wavedash_shaped']} wavedash-shaped"
+        )
+    return 0
+
+
+def _bot_arguments(s: argparse.ArgumentParser) -> None:
+    """The arguments every `play` mode that runs a bot in Dolphin takes."""
+    s.add_argument("--checkpoint", type=Path, required=True, help="a policy directory")
+    s.add_argument(
+        "--dolphin-path", type=Path, required=True, help="Slippi Dolphin's folder or executable"
+    )
+    s.add_argument("--iso-path", type=Path, required=True, help="the Melee 1.02 NTSC ISO")
+    s.add_argument("--character", required=True, help="the checkpoint's character, e.g. fox")
+    s.add_argument("--stage", required=True, help="a legal stage, e.g. battlefield")
+    s.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (> 0)")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed (match i: seed + i)")
+    s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    s.add_argument(
+        "--replay-dir", type=Path, default=Path("runs/play"), help="where the .slp files go"
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmlib", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -153,6 +258,41 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-k", "--kernel", default="mmlib", help="Jupyter kernel (default: mmlib)")
     s.add_argument("--cwd", type=Path, default=Path("."), help="working directory of the kernel")
     s.set_defaults(run=_notebook)
+
+    s = sub.add_parser("play", help="a trained policy in Slippi Dolphin: vs the CPU, netplay")
+    play = s.add_subparsers(dest="mode", required=True)
+    s = play.add_parser("vs-cpu", help="one game against the game's CPU")
+    _bot_arguments(s)
+    s.add_argument("--cpu-character", required=True, help="e.g. falco")
+    s.add_argument("--cpu-level", type=int, required=True, help="1-9")
+    s.add_argument("--port", type=int, default=1, help="the bot's controller port (default 1)")
+    s.add_argument("--cpu-port", type=int, default=2, help="the CPU's port (default 2)")
+    s.set_defaults(run=_play_vs_cpu, command="play vs-cpu")
+    s = play.add_parser("netplay", help="direct-connect matches over Slippi online")
+    _bot_arguments(s)
+    s.add_argument("--connect-code", required=True, help="the opponent's code, e.g. ABCD#123")
+    s.add_argument(
+        "--dolphin-home",
+        type=Path,
+        help="the Dolphin user folder holding Slippi/user.json (default: libmelee's)",
+    )
+    s.add_argument("--max-matches", type=int, default=1, help="-1: no limit (default 1)")
+    s.set_defaults(run=_play_netplay, command="play netplay")
+    s = play.add_parser("replay", help="drive a policy with a replay, no emulator (evaluation)")
+    s.add_argument("--checkpoint", type=Path, required=True, help="a policy directory")
+    s.add_argument("--replay", type=Path, required=True, help="a .slp file")
+    s.add_argument("--port", type=int, required=True, help="the player the bot stands in for")
+    s.add_argument(
+        "--mode", dest="mode_", choices=("teacher", "free"), default="teacher",
+        help="controller history: the human's (teacher) or the bot's own (free)",
+    )  # fmt: skip
+    s.add_argument("--prefill", choices=("neutral", "none"), default="neutral")
+    s.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed")
+    s.add_argument("--max-frames", type=int, help="stop after this many fed frames")
+    s.add_argument("--output", "-o", type=Path, help="write the per-frame inputs (.parquet)")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    s.set_defaults(run=_play_replay, command="play replay")
     return p
 
 

@@ -45,9 +45,11 @@ WAVEDASH_DOWN_Y = 0.4  # the airdodge's stick must point below this (down or dow
 
 def other_port(state, port: int) -> int:
     """The one other player's port of a 1v1 `GameState`; a clear error otherwise."""
-    others = sorted(p for p in state.players if p != port)
+    others = sorted(int(p) for p in state.players if p != port)
     if port not in state.players or len(others) != 1:
-        raise UsageError(f"port {port} is not one side of a 1v1 (ports {sorted(state.players)})")
+        raise UsageError(
+            f"port {port} is not one side of a 1v1 (ports {sorted(int(p) for p in state.players)})"
+        )
     return others[0]
 
 
