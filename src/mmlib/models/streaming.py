@@ -132,30 +132,37 @@ class Stream:
         return x
 
     def _step(self, x: torch.Tensor) -> torch.Tensor:
-        """One new frame x (B, 1, C) in eval mode: the same sums as `_block` in fewer ops (the
-        per-frame cost of play is mostly per-op overhead). The frame's query sees the m cached
-        keys and its own, at distances m .. 0: scores = q . k + q . rel[-1 - m:], the second
-        one matmul per layer shared by the heads; scores and softmax in float32."""
+        """One new frame x (B, 1, C) in eval mode: the same sums as `_block` in fewer ops (at
+        batch 1, per-op overhead is a large part of a frame's cost). The frame's query sees the
+        m cached keys and its own, at distances m .. 0: scores = q . k + q . rel[-1 - m:], the
+        second one matmul per layer shared by the heads; scores and softmax in float32. Agrees
+        with `_block` and the banded forward to float rounding (tests/test_play_policy.py)."""
         model, cache = self.model, self.cache
         B, _, C = x.shape
         H = model.cfg.n_heads
-        D = C // H
-        scale = math.sqrt(D)
+        D, BH = C // H, B * H
+        inv_scale = 1 / math.sqrt(D)
+        cache.make_room(x.view(B, H, 1, D), 1)
+        end, m = cache.end, cache.length
+        new = cache.kv[:, :, :, :, end]  # (2, layers, B, H, D): this frame's k and v
+        keys = cache.k.narrow(3, end - m, m + 1)  # (layers, B, H, m + 1, D), the frame last
+        values = cache.v.narrow(3, end - m, m + 1)
         for i, block in enumerate(model.blocks):
-            attn = block.attn
-            qkv = attn.qkv(block.norm_attn(x)).view(B, 3, H, D)
-            if i == 0:
-                cache.make_room(qkv[:, 1, :, None], 1)
-            end, m = cache.end, cache.length
-            cache.kv[:, i, :, :, end] = qkv[:, 1:].transpose(0, 1)  # k and v, (2, B, H, D)
-            span = slice(end - m, end + 1)
-            k = cache.k[i, :, :, span].view(B * H, m + 1, D)  # oldest first, the new frame last
-            v = cache.v[i, :, :, span].view(B * H, m + 1, D)
-            q = qkv[:, 0].reshape(B * H, 1, D).float()
-            rel = q @ attn.rel[-1 - m :].float().t()  # (B H, 1, m + 1)
-            scores = torch.baddbmm(rel, q, k.float().transpose(1, 2)).div_(scale)
+            attn, mlp, norm = block.attn, block.mlp, block.norm_attn
+            h = F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+            qkv = attn.qkv(h).view(B, 3, H, D)
+            new[:, i] = qkv[:, 1:].transpose(0, 1)
+            k, v = keys[i].view(BH, m + 1, D), values[i].view(BH, m + 1, D)
+            q = qkv[:, 0].reshape(BH, D).float()
+            rel = torch.mm(q, attn.rel[-1 - m :].float().t()).view(BH, 1, m + 1)
+            # (q . rel + q . k) / sqrt(D), the scale applied by baddbmm
+            q = q.view(BH, 1, D)
+            scores = torch.baddbmm(
+                rel, q, k.float().transpose(1, 2), beta=inv_scale, alpha=inv_scale
+            )
             y = torch.bmm(scores.softmax(-1).to(v.dtype), v)  # (B H, 1, D)
             x = x + attn.out(y.view(B, 1, C))
-            mlp = block.mlp
-            x = x + mlp.down(F.gelu(mlp.up(block.norm_mlp(x))))
+            norm = block.norm_mlp
+            h = F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+            x = x + mlp.down(F.gelu(mlp.up(h)))
         return x

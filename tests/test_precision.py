@@ -1,0 +1,102 @@
+"""Reduced-precision play: bf16 and int8 copies of the small model, streamed a frame at a time
+over real replay features, pick the same controller classes as float32 (the agreement bound of
+SPEC 5.8), without touching the model they were made from."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mmlib.errors import UsageError
+from mmlib.models import precision
+from mmlib.models.bc import BCTransformer
+from mmlib.models.config import preset
+from mmlib.models.streaming import Stream
+
+FRAMES = 200  # the 180-frame window fills, then slides
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """A frame's ops are tiny: on a busy machine two threads fighting are ~20x slower than one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def frames(fox_shards) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first FRAMES rows of the fox validation shard: ints (T, 5) long, floats (T, F)."""
+    ints = np.load(fox_shards / "val" / "ints.npy", mmap_mode="r")[:FRAMES]
+    floats = np.load(fox_shards / "val" / "floats.npy", mmap_mode="r")[:FRAMES]
+    assert len(ints) == FRAMES, "the fox validation shard is shorter than the test needs"
+    return torch.from_numpy(ints.astype(np.int64)), torch.from_numpy(np.array(floats))
+
+
+@pytest.fixture(scope="module")
+def model() -> BCTransformer:
+    torch.manual_seed(0)
+    return BCTransformer(preset("small", dropout=0.0)).eval()
+
+
+def streamed(model: BCTransformer, ints: torch.Tensor, floats: torch.Tensor) -> dict:
+    """Every frame's logits through the per-frame cached step, {head: (T, classes)} float32."""
+    stream = Stream(model)
+    out = [stream.extend(ints[t, None, None], floats[t, None, None]) for t in range(len(ints))]
+    return {h: torch.cat([o[h][0] for o in out]).float() for h in out[0]}
+
+
+@pytest.fixture(scope="module")
+def fp32_logits(model, frames) -> dict:
+    return streamed(model, *frames)
+
+
+@pytest.mark.parametrize("kind", ["bf16", "int8"])
+def test_reduced_streams_pick_what_fp32_picks(kind, model, frames, fp32_logits):
+    reduced = precision.reduce(model, kind)
+    logits = streamed(reduced, *frames)
+    for head, ref in fp32_logits.items():
+        diff = (logits[head] - ref).abs().max().item()
+        agreement = (logits[head].argmax(-1) == ref.argmax(-1)).float().mean().item()
+        assert agreement >= 0.95, f"{kind} {head}: argmax agreement {agreement:.3f}"
+        # Random-init logits reach ~0.05; bf16 and int8 move them by up to ~4% of that.
+        assert 0 < diff <= 0.1 * ref.abs().max().item(), f"{kind} {head}: max |diff| {diff:.2e}"
+
+
+def test_reduced_copies_hold_what_their_kind_says(model):
+    assert precision.reduce(model, "bf16").blocks[0].mlp.up.weight.dtype == torch.bfloat16
+    int8 = precision.reduce(model, "int8")
+    assert int8.blocks[0].attn.qkv.weight().dtype == torch.qint8
+    assert int8.heads["main"].hidden.weight().dtype == torch.qint8
+    assert int8.heads["main"].out.weight.dtype == torch.float32  # the logit layers stay float32
+    assert int8.encoder.proj.weight.dtype == torch.float32
+    fp32 = precision.reduce(model, "fp32")
+    assert fp32 is not model and fp32.blocks[0].attn.rel is not model.blocks[0].attn.rel
+
+
+def test_fp32_copy_streams_the_same_logits(model, frames, fp32_logits):
+    logits = streamed(precision.reduce(model, "fp32"), *frames)
+    for head, ref in fp32_logits.items():
+        assert torch.equal(logits[head], ref), head
+
+
+def test_reduce_leaves_its_input_alone():
+    torch.manual_seed(0)
+    model = BCTransformer(preset("small", dropout=0.0))  # training mode, on purpose
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    modules = [type(m) for m in model.modules()]
+    for kind in precision.KINDS:
+        assert not precision.reduce(model, kind).training
+    assert model.training
+    assert [type(m) for m in model.modules()] == modules
+    after = model.state_dict()
+    assert after.keys() == before.keys()
+    for k, v in before.items():
+        assert after[k].dtype == v.dtype and torch.equal(after[k], v), k
+
+
+def test_an_unknown_kind_is_a_usage_error(model):
+    with pytest.raises(UsageError, match="fp16.*fp32, bf16, int8"):
+        precision.reduce(model, "fp16")
