@@ -62,10 +62,13 @@ def _first(table: pa.Table) -> pa.Table:
 
 
 def _mean(dicts: list[dict], weights: list[int]):
-    """Frame-weighted mean of nested dicts of numbers with the same keys."""
+    """Nested dicts with the same keys, merged: counts (ints) add up, rates (floats) get the
+    frame-weighted mean."""
     first = dicts[0]
     if isinstance(first, dict):
         return {k: _mean([d[k] for d in dicts], weights) for k in first}
+    if isinstance(first, int):
+        return int(sum(dicts))
     return float(np.average(dicts, weights=weights))
 
 
@@ -116,20 +119,11 @@ def evaluate(
         "frames": int(sum(weights)),
         **{k: _mean([g[k] for g in per_game], weights) for k in per_game[0] if k != "frames"},
     }
-    for who in ("health_human",):
-        for key in ("trig_presses", "wavedash_shaped"):  # counts add up, they do not average
-            metrics[who][key] = int(sum(g[who][key] for g in per_game))
-    for name in RUNS:
-        for key in ("trig_presses", "wavedash_shaped"):
-            metrics["health_bot"][name][key] = int(
-                sum(g["health_bot"][name][key] for g in per_game)
-            )
     for part in ("sliding", "filling"):
         for head, figures in metrics["drift"][part].items():  # a maximum is not averaged
             figures["max_abs_logit_diff"] = max(
                 g["drift"][part][head]["max_abs_logit_diff"] for g in per_game
             )
-    metrics["drift"]["frames_compared"] = int(sum(g["drift"]["frames_compared"] for g in per_game))
     return _significant(metrics), pa.concat_tables(tables)
 
 
