@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: its warning puts a path into executed notebooks
 
 from mmlib.checkpoint.directory import Policy
 from mmlib.errors import UsageError
