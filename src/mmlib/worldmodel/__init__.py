@@ -1,0 +1,1 @@
+"""World models: next-frame predictors of Melee's dynamics (SPEC section 6)."""

@@ -1,0 +1,141 @@
+"""The two next-frame predictors (SPEC 6.3), with the frame encoder and heads they share.
+
+- `FrameStackMLP` (v1): the K context frames flattened, then the next controller appended,
+  Linear(512) -> ReLU -> Dropout -> Linear(256) -> ReLU -> Dropout -> heads. It predicts one
+  frame per window, and a rollout re-runs the window every frame.
+- `FrameStackMamba2` (v2): per-frame Linear(frame -> d_model), residual Mamba-2 layers, a final
+  RMSNorm, plus Linear(next controller) added (additive conditioning, as published), then the
+  heads. It predicts at every position of a clip (the published multi-position training, E008c),
+  so training on a clip of W frames gives W targets, and it runs as a recurrence: a rollout
+  seeds a state cache with the real frames and then steps one frame at a time, whatever the
+  history length (the published code re-ran the whole window from a zero state every frame).
+
+Both return a dict head -> (B, W, size) of raw outputs (deltas, absolutes, logits).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mmlib.worldmodel.config import ModelConfig
+from mmlib.worldmodel.encoding import STAGE_VOCAB, VOCAB
+from mmlib.worldmodel.mamba2 import Mamba2Layer
+
+
+class FrameEncoder(nn.Module):
+    """(floats (..., 2, F), ints (..., 2, I), stage (...)) -> (..., frame_dim): per player its
+    floats and embeddings (tables shared by both players), then the stage embedding."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        enc = cfg.encoding
+        self.embed = nn.ModuleDict({n: nn.Embedding(*VOCAB[n]) for n in enc.ints})
+        self.stage = nn.Embedding(*STAGE_VOCAB) if enc.has_stage else None
+        self.names = enc.ints
+
+    def forward(self, floats, ints, stage):
+        parts = [floats] + [self.embed[n](ints[..., i]) for i, n in enumerate(self.names)]
+        x = torch.cat(parts, dim=-1).flatten(-2)  # (..., 2 * player_dim)
+        if self.stage is not None:
+            s = self.stage(stage)
+            x = torch.cat([x, s.expand(*x.shape[:-1], s.shape[-1])], dim=-1)
+        return x
+
+
+class Heads(nn.Module):
+    def __init__(self, cfg: ModelConfig, width: int):
+        super().__init__()
+        self.out = nn.ModuleDict({n: nn.Linear(width, k) for n, k in cfg.head_sizes().items()})
+
+    def forward(self, h):
+        return {name: layer(h) for name, layer in self.out.items()}
+
+
+class FrameStackMLP(nn.Module):
+    """The published MLP: one prediction per K-frame window (position W - 1 of the clip)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        enc = cfg.encoding
+        self.encoder = FrameEncoder(cfg)
+        width = enc.context * enc.frame_dim + enc.ctrl_dim
+        self.trunk = nn.Sequential(
+            nn.Linear(width, cfg.hidden),
+            nn.ReLU(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.hidden, cfg.trunk),
+            nn.ReLU(),
+            nn.Dropout(cfg.dropout),
+        )
+        self.heads = Heads(cfg, cfg.trunk)
+
+    def forward(self, floats, ints, stage, ctrl=None):
+        """Context (B, K, 2, F)/(B, K, 2, I), stage (B,), ctrl (B, 1, 26) -> heads (B, 1, n)."""
+        x = self.encoder(floats, ints, stage[:, None]).flatten(1)
+        if ctrl is not None:
+            x = torch.cat([x, ctrl[:, -1]], dim=-1)
+        return {k: v[:, None] for k, v in self.heads(self.trunk(x)).items()}
+
+
+class FrameStackMamba2(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        enc = cfg.encoding
+        self.encoder = FrameEncoder(cfg)
+        self.proj = nn.Linear(enc.frame_dim, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.layers = nn.ModuleList(
+            Mamba2Layer(cfg.d_model, d_state=cfg.d_state, headdim=cfg.headdim,
+                        chunk_size=cfg.chunk or None)
+            for _ in range(cfg.n_layers)
+        )  # fmt: skip
+        self.norm = nn.RMSNorm(cfg.d_model)
+        self.ctrl = nn.Linear(enc.ctrl_dim, cfg.d_model) if enc.ctrl_dim else None
+        self.heads = Heads(cfg, cfg.d_model)
+
+    def _out(self, h, ctrl):
+        h = self.norm(h)
+        if self.ctrl is not None:
+            h = h + self.ctrl(ctrl)
+        return self.heads(h)
+
+    def forward(self, floats, ints, stage, ctrl=None, scan="auto"):
+        """Clip (B, W, 2, F)/(B, W, 2, I), stage (B,), ctrl (B, W, 26) -> heads (B, W, n)."""
+        x = self.drop(self.proj(self.encoder(floats, ints, stage[:, None])))
+        for layer in self.layers:
+            x = layer(x, scan=scan)
+        return self._out(x, ctrl)
+
+    # --- recurrent use (rollouts) ----------------------------------------------------------
+    def seed(self, floats, ints, stage, scan="auto"):
+        """Run the real frames (B, K, ...) and return (h at the last frame (B, d), caches)."""
+        x = self.proj(self.encoder(floats, ints, stage[:, None]))
+        caches = []
+        for layer in self.layers:
+            x, cache = layer(x, scan=scan, return_cache=True)
+            caches.append(cache)
+        return x[:, -1], caches
+
+    def step(self, floats, ints, stage, caches):
+        """One new frame (B, 2, F)/(B, 2, I), stage (B,) -> (h (B, d), caches)."""
+        x = self.proj(self.encoder(floats, ints, stage))
+        new = []
+        for layer, cache in zip(self.layers, caches, strict=True):
+            x, cache = layer.step(x, cache)
+            new.append(cache)
+        return x, new
+
+    def predict(self, h, ctrl):
+        """Heads for hidden states h (B, d) and the next controller (B, 26) -> (B, n)."""
+        return self._out(h, ctrl)
+
+
+def build(cfg: ModelConfig) -> nn.Module:
+    return FrameStackMLP(cfg) if cfg.arch == "mlp" else FrameStackMamba2(cfg)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,70 @@
+"""Pictures of world-model runs: training curves, one rollout against the truth, and error
+against horizon (one architecture or several, always beside copy-last-frame)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from mmlib.worldmodel.data import Frames
+from mmlib.worldmodel.encoding import SCALE
+
+
+def curves(history, title: str):
+    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+    epochs = [r["epoch"] for r in history.train]
+    ax.plot(epochs, [r["total"] for r in history.train], "o-", label="train")
+    ax.plot(epochs, [r["total"] for r in history.val], "o-", label="validation")
+    ax.axvline(history.best_epoch, color="grey", ls=":", label=f"best (epoch {history.best_epoch})")
+    ax.set(xlabel="epoch", ylabel="weighted loss", title=title, yscale="log")
+    ax.legend()
+    return fig
+
+
+def trajectory(frames: Frames, start: int, pred_f: np.ndarray, title: str):
+    """x, y and percent of both players over one rollout: predicted against the replay."""
+    enc = frames.cfg
+    horizon = len(pred_f)
+    f, _, _ = frames.clip(np.array([start]), enc.context + horizon - enc.lead)
+    true = f[0].numpy()
+    t_seed = np.arange(enc.context) - enc.context
+    t = np.arange(horizon)
+    fig, axes = plt.subplots(3, 2, figsize=(10, 7), sharex=True, layout="constrained")
+    for row, name in enumerate(("x", "y", "percent")):
+        k = enc.fi(name)
+        for p in range(2):
+            ax = axes[row, p]
+            ax.plot(t_seed, true[: enc.context, p, k] / SCALE[name], color="grey", label="seed")
+            ax.plot(t, true[enc.context :, p, k] / SCALE[name], color="black", label="replay")
+            ax.plot(t, pred_f[:, p, k] / SCALE[name], color="tab:red", label="rollout")
+            ax.set(ylabel=name, title=f"player {p}" if row == 0 else None)
+    axes[-1, 0].set_xlabel("frames after the seed")
+    axes[-1, 1].set_xlabel("frames after the seed")
+    axes[0, 0].legend(loc="best", fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+ROLLOUT_PANELS = (
+    ("position", "position error (game units)"),
+    ("action", "action accuracy"),
+    ("stocks", "stock agreement"),
+)
+
+
+def horizon_curves(errors: dict, title: str):
+    """Per-step rollout curves. `errors`: name -> {metric: (starts, horizon) or (horizon,)
+    array}; a name that starts with `copy` is drawn dashed (the yardstick)."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), layout="constrained")
+    for ax, (metric, label) in zip(axes, ROLLOUT_PANELS, strict=True):
+        for name, e in errors.items():
+            if metric not in e:
+                continue
+            curve = np.asarray(e[metric], dtype=float)
+            curve = curve.mean(0) if curve.ndim == 2 else curve
+            steps = np.arange(1, len(curve) + 1)
+            ax.plot(steps, curve, ls="--" if name.startswith("copy") else "-", label=name)
+        ax.set(xlabel="frames after the seed", title=label)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    return fig

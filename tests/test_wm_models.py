@@ -1,0 +1,184 @@
+"""World models: the published parameter counts, the Mamba-2 recurrence against its own full
+pass, the rollout reconstruction, and training that resumes exactly and checkpoints that load
+alone (or fail in one line)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import needs_replays
+
+from mmlib.errors import UsageError
+from mmlib.worldmodel import data, evaluate, models, rollout, train
+from mmlib.worldmodel.config import ModelConfig
+from mmlib.worldmodel.encoding import SCALE, EncodingConfig
+
+
+def _count(**kwargs) -> int:
+    return models.n_params(models.build(ModelConfig.from_dict(kwargs)))
+
+
+V1_STATE = {"version": "v1", "contract": "state"}
+V2_STATE = {"version": "v2", "contract": "state"}
+V22 = {"version": "v2.1", "contract": "input"}
+V22_1A = V22 | {"state_age_embed": True}
+
+
+@pytest.mark.parametrize(
+    "kwargs, published",
+    [  # SPEC 6.3.1-6.3.2, each measured on the published code
+        ({"arch": "mlp", "encoding": V1_STATE, "heads": "original"}, 931_422),
+        ({"arch": "mlp", "encoding": V2_STATE, "heads": "original"}, 1_116_138),
+        ({"arch": "mlp", "encoding": V22, "heads": "original"}, 1_304_182),
+        ({"arch": "mlp", "encoding": V22}, 1_360_722),
+        ({"arch": "mlp", "encoding": V22_1A}, 1_433_602),
+        ({"arch": "mamba2", "encoding": V22_1A, "heads": "original"}, 1_150_038),
+        ({"arch": "mamba2", "encoding": V22_1A, "d_model": 384, "n_layers": 4}, 4_282_386),
+    ],
+)  # fmt: skip
+def test_parameter_counts_match_the_published_models(kwargs, published):
+    assert _count(**kwargs) == published
+
+
+def test_the_default_mlp_on_v2_is_about_1_1m():
+    assert 1.05e6 < _count(arch="mlp") < 1.2e6
+
+
+def _random_clip(cfg: EncodingConfig, b: int, c: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    floats = torch.rand(b, c, 2, len(cfg.floats), generator=g)
+    ints = torch.randint(0, 3, (b, c, 2, len(cfg.ints)), generator=g)
+    stage = torch.randint(0, 33, (b,), generator=g)
+    return floats, ints, stage
+
+
+def test_mamba2_seed_then_step_equals_the_full_pass():
+    """Seeding the state cache with K frames and stepping frame by frame predicts what one
+    chunked pass over the whole clip predicts (float32, <= 1e-4)."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="mamba2", d_model=64, n_layers=2, chunk=8)
+    model = models.build(cfg).eval()
+    enc = cfg.encoding
+    floats, ints, stage = _random_clip(enc, 3, 25)
+    ctrl = floats[:, 1:, :, enc.ctrl_slice].flatten(-2)
+    with torch.inference_mode():
+        full = model(floats[:, :24], ints[:, :24], stage, ctrl)
+        h, caches = model.seed(floats[:, :10], ints[:, :10], stage)
+        stepped = [model.predict(h, ctrl[:, 9])]
+        for t in range(10, 24):
+            h, caches = model.step(floats[:, t], ints[:, t], stage, caches)
+            stepped.append(model.predict(h, ctrl[:, t]))
+    for name in full:
+        got = torch.stack([s[name] for s in stepped], 1)
+        assert (got - full[name][:, 9:]).abs().max() <= 1e-4, name
+
+
+def test_advance_applies_deltas_heads_clamps_and_the_state_age_rule():
+    enc = EncodingConfig(version="v2")
+    f = torch.zeros(1, 2, len(enc.floats))
+    i = torch.zeros(1, 2, len(enc.ints), dtype=torch.long)
+    f[0, :, enc.fi("x")] = 299 * SCALE["x"]
+    f[0, :, enc.fi("state_age")] = 0.05
+    i[0, :, enc.ii("action")] = 14
+    out = {name: torch.zeros(1, size) for name, size in ModelConfig().head_sizes().items()}
+    out["continuous"][0, 1] = 5 * SCALE["x"]  # p0 moves 5 units right: past the 300 clamp
+    out["continuous"][0, 4] = 3 * SCALE["percent"]  # p1 takes 3 %
+    out["binary"][0, :] = torch.tensor([1.0, -1, 1, -1, -1, -1])
+    out["action"][0, 14] = 9  # p0 keeps STANDING (14)
+    out["action"][0, 400 + 20] = 9  # p1 changes action
+    ctrl = torch.full((1, 2, 13), 0.5)
+    nf, ni = rollout.advance(enc, f, i, out, ctrl)
+    assert nf[0, 0, enc.fi("x")] == pytest.approx(300 * SCALE["x"])  # clamped
+    assert nf[0, 1, enc.fi("percent")] == pytest.approx(3 * SCALE["percent"])
+    assert nf[0, 0, enc.fi("facing")] == 1 and nf[0, 0, enc.fi("invulnerable")] == 0
+    assert ni[0, :, enc.ii("action")].tolist() == [14, 20]
+    assert nf[0, 0, enc.fi("state_age")] == pytest.approx(0.06)  # held: +1 frame
+    assert nf[0, 1, enc.fi("state_age")] == 0  # changed: restarts
+    assert torch.equal(nf[0, :, enc.ctrl_slice], ctrl[0])
+
+
+@pytest.fixture(scope="module")
+def small_split(ingested):
+    return data.split(ingested, EncodingConfig(), 0.25, 4)
+
+
+TINY = {
+    "mlp": ModelConfig(arch="mlp", hidden=64, trunk=32),
+    "mamba2": ModelConfig(arch="mamba2", d_model=32, n_layers=1, headdim=16, chunk=10),
+}
+
+
+@needs_replays
+@pytest.mark.parametrize("arch", ["mlp", "mamba2"])
+def test_a_killed_run_resumes_to_the_uninterrupted_result(small_split, tmp_path, arch):
+    train_frames, val_frames = small_split
+    train_frames = train_frames.game(0)  # one game keeps this quick
+    cfg = train.TrainConfig(epochs=2, batch=64, clip=20, threads=1)
+    whole, history = train.train(
+        TINY[arch], cfg, train_frames, val_frames, tmp_path / "a", log=lambda _: None
+    )
+    assert history.val[-1]["total"] < history.val[0]["total"] or history.best_epoch >= 1
+
+    def dies_in_epoch_2(batches, desc):
+        for k, b in enumerate(batches):
+            if desc == "epoch 2" and k == 2:
+                raise KeyboardInterrupt
+            yield b
+
+    with pytest.raises(KeyboardInterrupt):
+        train.train(TINY[arch], cfg, train_frames, val_frames, tmp_path / "b", log=lambda _: None,
+                    progress=dies_in_epoch_2)  # fmt: skip
+    lines = []
+    resumed, _ = train.train(
+        TINY[arch], cfg, train_frames, val_frames, tmp_path / "b", log=lines.append
+    )
+    assert lines[0].startswith("resuming after epoch 1")
+    for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+@needs_replays
+def test_checkpoints_carry_their_config_and_bad_ones_fail_in_one_line(small_split, tmp_path):
+    train_frames, val_frames = small_split
+    cfg = train.TrainConfig(epochs=1, batch=64, clip=20, threads=1)
+    model, history = train.train(
+        TINY["mamba2"], cfg, train_frames.game(0), val_frames, tmp_path, log=lambda _: None
+    )
+    train.save(tmp_path / "model.pt", model, history, cfg)
+    again = train.load(tmp_path / "model.pt")
+    assert again.cfg == model.cfg
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    torch.save({"model_state_dict": {}}, tmp_path / "policy.pt")  # a BC checkpoint, say
+    for path, message in [
+        (tmp_path / "missing.pt", "no world-model checkpoint"),
+        (tmp_path / "junk.pt", "not a readable torch checkpoint"),
+        (tmp_path / "policy.pt", "not an mmlib world-model checkpoint"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            train.load(path)
+
+
+@needs_replays
+@pytest.mark.parametrize("arch", ["mlp", "mamba2"])
+def test_metrics_and_rollouts_on_real_games(small_split, arch):
+    """Teacher-forced metrics cover the same frames for both architectures; rollouts keep shapes,
+    stay finite and inside the clamps, and the copy-last-frame yardstick is exact at step 0."""
+    torch.manual_seed(0)
+    _, val_frames = small_split
+    model = models.build(TINY[arch]).eval()
+    pred = evaluate.teacher_forced(model, val_frames)
+    k = val_frames.cfg.context
+    assert len(pred["tgt"]["action"]) == val_frames.n_frames - k * len(val_frames.md5s)
+    m = evaluate.teacher_forced_metrics(pred)
+    assert 0 <= m["action_acc"] <= 1 and m["copy_last_frame"]["action_acc"] > 0.8
+    roll, (starts, pred_f, pred_i, errs) = evaluate.rollout_metrics(
+        model, val_frames, 8, 0, (1, 10)
+    )
+    assert pred_f.shape[:3] == (8, 10, 2) and torch.isfinite(pred_f).all()
+    x = val_frames.cfg.fi("x")
+    assert pred_f[..., x].abs().max() <= 300 * SCALE["x"] + 1e-6
+    assert set(roll["model"]) == {"1", "10"}
+    assert np.all(errs["copy_last_frame"]["stocks"][:, 0])  # stocks hold over one frame
