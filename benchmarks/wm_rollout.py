@@ -14,29 +14,17 @@ sequential. Weights are untrained: the cost does not depend on them.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from wm_scan import median_ms  # this folder's sibling script (on sys.path when run)
 
 from mmlib.worldmodel import data, encoding, models, rollout
 from mmlib.worldmodel.config import preset
 from mmlib.worldmodel.encoding import EncodingConfig
 
 REAL_TIME = 60.0  # frames per second of Melee
-
-
-def timed(fn, repeats: int) -> float:
-    """Median seconds of `repeats` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 @torch.inference_mode()
@@ -86,7 +74,7 @@ def main():
             "mlp window": (rollout.rollout, mlp),
         }
         for name, (run, model) in runs.items():
-            seconds = timed(lambda: run(model, frames, starts, args.steps), args.repeats)  # noqa: B023
+            seconds = median_ms(lambda: run(model, frames, starts, args.steps), args.repeats) / 1e3  # noqa: B023
             rate = batch * args.steps / seconds
             rates[name, batch] = rate
             print(f"{name:<44}{batch:>6}{rate:>11,.0f}{rate / REAL_TIME:>12,.0f}x")
@@ -102,8 +90,11 @@ def main():
     chunked = preset(args.preset, encoding=enc.to_dict(), chunk=30)
     model = models.build(chunked).eval()
     with torch.inference_mode():
-        scans = {scan: timed(lambda scan=scan: model(f[:, :L], i[:, :L], s, ctrl, scan=scan),
-                             args.repeats) for scan in ("chunked", "sequential")}  # fmt: skip
+        scans = {
+            scan: median_ms(lambda scan=scan: model(f[:, :L], i[:, :L], s, ctrl, scan=scan), 3)
+            / 1e3
+            for scan in ("chunked", "sequential")
+        }
     ratio = scans["sequential"] / scans["chunked"]
     print(f"forward at K = {L}, batch {b}: chunked SSD (chunk 30) {scans['chunked'] * 1e3:.1f} ms, "
           f"sequential {scans['sequential'] * 1e3:.1f} ms: chunked is {ratio:.1f}x faster "
