@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -129,8 +130,12 @@ def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, train: Frames) -> str:
 
 
 def _save(path: Path, obj: dict) -> None:
+    # Serialised in memory first: torch names the zip records after the file it writes, and the
+    # temporary name holds a pid, so saving to it directly would make equal weights differ in bytes.
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, train_frames: Frames, val_frames: Frames,
