@@ -50,13 +50,13 @@ curves = {a: pd.read_csv(root / a / "rollout_curve.csv") for a in archs}
 # after a K-frame real seed. 11 games (about 32K training frames): the published models saw
 # 2,000 to 22,000 games.
 
+
 # %%
-rows = {}
-for a, m in metrics.items():
-    tf, roll = m["teacher_forced"], m["rollout"]["model"]
-    rows[a] = (
+def row(parameters: str, tf: dict, roll: dict) -> dict:
+    """One line of the table from teacher-forced figures and rollout figures by horizon."""
+    return (
         {
-            "parameters": f"{m['parameters']:,}",
+            "parameters": parameters,
             "action acc": tf["action_acc"],
             "change acc": tf["change_acc"],
             "position MAE": tf["position_mae"],
@@ -65,18 +65,15 @@ for a, m in metrics.items():
         | {f"pos err @{h}": roll[h]["position"] for h in ("10", "50", "100", "200")}
         | {f"action @{h}": roll[h]["action"] for h in ("10", "200")}
     )
-first = metrics[archs[0]]
-copy_tf, copy_roll = first["teacher_forced"]["copy_last_frame"], first["rollout"]["copy_last_frame"]
-rows["copy last frame"] = (
-    {
-        "parameters": "0",
-        "action acc": copy_tf["action_acc"],
-        "change acc": copy_tf["change_acc"],
-        "position MAE": copy_tf["position_mae"],
-        "damage MAE": copy_tf["damage_mae"],
-    }
-    | {f"pos err @{h}": copy_roll[h]["position"] for h in ("10", "50", "100", "200")}
-    | {f"action @{h}": copy_roll[h]["action"] for h in ("10", "200")}
+
+
+rows = {
+    a: row(f"{m['parameters']:,}", m["teacher_forced"], m["rollout"]["model"])
+    for a, m in metrics.items()
+}
+first = metrics[archs[0]]  # the yardstick is the same for every architecture (same frames)
+rows["copy last frame"] = row(
+    "0", first["teacher_forced"]["copy_last_frame"], first["rollout"]["copy_last_frame"]
 )
 table = pd.DataFrame(rows).T
 write_text(out / "table.md", table.to_markdown() + "\n")
