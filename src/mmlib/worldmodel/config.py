@@ -31,6 +31,7 @@ class ModelConfig:
     d_state: int = 64
     headdim: int = 64
     chunk: int = 30  # SSD chunk for training and seeding (0: the sequential scan)
+    owns: tuple[str, ...] = ()  # the fields it predicts (a subsystem model); empty: all of them
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -39,9 +40,11 @@ class ModelConfig:
             raise UsageError(f"heads {self.heads!r} is not one of {', '.join(HEADS)}")
         if self.arch == "mamba2" and (2 * self.d_model) % self.headdim:
             raise UsageError(f"2 * d_model ({2 * self.d_model}) must divide by headdim")
+        object.__setattr__(self, "owns", tuple(self.owns))  # a list from JSON or YAML
+        self.encoding.head_columns(self.owns)  # raises on a field the encoding lacks
 
     def head_sizes(self) -> dict[str, int]:
-        sizes = self.encoding.head_sizes()
+        sizes = self.encoding.head_sizes(self.owns)
         if self.heads == "original":
             sizes = {k: v for k, v in sizes.items() if k in ORIGINAL_HEADS}
         return sizes
@@ -95,3 +98,31 @@ def recipe(params_file, arch: str):
     )
     settings = {k: v for k, v in section.items() if k not in (*ARCHS, "encoding")}
     return model_cfg, train_cfg, settings
+
+
+def decompose_recipe(params_file):
+    """({subsystem: ModelConfig}, TrainConfig, settings) from params.yaml's `decompose` section:
+    one small model per subsystem on the world models' encoding and split (`settings` holds
+    `world_model`'s split and rollout keys and `decompose`'s own)."""
+    from mmlib.config import stage_params
+    from mmlib.worldmodel.subsystems import SUBSYSTEMS
+    from mmlib.worldmodel.train import TrainConfig
+
+    world = stage_params("world_model", params_file)
+    settings = {k: v for k, v in world.items() if k not in (*ARCHS, "encoding")}
+    section = stage_params("decompose", params_file)
+    encoding = EncodingConfig(**world["encoding"])
+    for s in SUBSYSTEMS:
+        if not s.owns(encoding):  # empty `owns` would mean a whole world model
+            raise UsageError(f"{s.name} owns no field of encoding {encoding.version}; use v2+")
+    run = {k: v for k, v in section.items() if k in ("epochs", "batch", "clip", "lr")}
+    train_cfg = TrainConfig.from_params(
+        run | {"seed": section["seed"], "threads": settings["threads"]}
+    )
+    models = {
+        s.name: preset(section["preset"], encoding=encoding.to_dict(), owns=s.owns(encoding),
+                       **section.get("model", {}))
+        for s in SUBSYSTEMS
+    }  # fmt: skip
+    keep = ("margin", "horizons", "monoliths")
+    return models, train_cfg, settings | {k: section[k] for k in keep}

@@ -17,7 +17,8 @@ frames up to i and predicts frame i + lead:
 - `state` (v1 to v2.1, lead 2): no controller from the future, and the target is two frames on.
 
 Targets (SPEC 6.2.1): deltas of the core floats and velocities, absolute dynamics, binaries, and
-the categoricals; state_age, character, stage and the controller are never predicted.
+the categoricals; state_age, character, stage and the controller are never predicted. A model may
+own only some fields (`head_columns`, `restrict`): the subsystem models of `subsystems.py`.
 """
 
 from __future__ import annotations
@@ -75,6 +76,14 @@ CLAMPS = {
     "combo": (0, 50),
 }
 FLOAT_HEADS = ("continuous", "velocity", "dynamics", "binary")
+# A derived categorical target: the shield/grab state, a coarsening of the action (libmelee ids).
+# No frame column holds it; the shield-and-grab subsystem (`subsystems.py`) predicts it.
+GUARD_STATES = ("none", "shield", "shield_break", "grabbing", "grabbed")
+_GUARD_SPANS = {1: [(178, 182)], 2: [(205, 211)], 3: [(212, 222)], 4: [(223, 232), (239, 243)]}
+GUARD = torch.zeros(VOCAB["action"][0], dtype=torch.int64)  # action id -> guard state
+for _state, _spans in _GUARD_SPANS.items():
+    for _a, _b in _spans:
+        GUARD[_a : _b + 1] = _state
 
 
 @dataclass(frozen=True)
@@ -161,13 +170,40 @@ class EncodingConfig:
         """Width of the next-frame controller input (both players); 0 under the state contract."""
         return 2 * len(CONTROLLER) if self.contract == "input" else 0
 
-    def head_sizes(self) -> dict[str, int]:
-        """Output width of each head (both players); the categoricals are 2 x vocabulary."""
-        sizes = {"continuous": 2 * len(CORE)}
+    @cached_property
+    def float_groups(self) -> dict[str, tuple[str, ...]]:
+        """Each float head and the per-player fields its columns hold (player 0's, then 1's)."""
+        groups = {"continuous": CORE}
         if self.version != "v1":
-            sizes |= {"velocity": 2 * len(VELOCITY), "dynamics": 2 * len(self.dynamics)}
-        sizes["binary"] = 2 * len(BINARY)
-        return sizes | {n: 2 * VOCAB[n][0] for n in self.predicted_ints}
+            groups |= {"velocity": VELOCITY, "dynamics": self.dynamics}
+        return groups | {"binary": BINARY}
+
+    @cached_property
+    def fields(self) -> tuple[str, ...]:
+        """Every predicted per-player field, and the derived `guard`: what a model can own."""
+        return sum(self.float_groups.values(), ()) + self.predicted_ints + ("guard",)
+
+    def head_columns(self, owns: tuple[str, ...] = ()) -> dict[str, list[int] | None]:
+        """The heads a model owning `owns` (empty: every field but `guard`) has, each with the
+        columns of the full head it predicts (None: a whole categorical head)."""
+        unknown = sorted(set(owns) - set(self.fields))
+        if unknown:
+            raise UsageError(f"{self.version} has no predicted fields {unknown}")
+        owns = owns or self.fields[:-1]
+        heads: dict[str, list[int] | None] = {}
+        for head, names in self.float_groups.items():
+            cols = [p * len(names) + j for p in (0, 1) for j, n in enumerate(names) if n in owns]
+            if cols:
+                heads[head] = cols
+        return heads | {n: None for n in (*self.predicted_ints, "guard") if n in owns}
+
+    def head_sizes(self, owns: tuple[str, ...] = ()) -> dict[str, int]:
+        """Output width of each head (both players); the categoricals are 2 x vocabulary."""
+        vocab = {n: VOCAB[n][0] for n in self.predicted_ints} | {"guard": len(GUARD_STATES)}
+        return {
+            head: len(cols) if cols is not None else 2 * vocab[head]
+            for head, cols in self.head_columns(owns).items()
+        }
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -198,8 +234,20 @@ def targets(cfg: EncodingConfig, floats: torch.Tensor, ints: torch.Tensor) -> di
     if cfg.version != "v1":
         out["velocity"] = cols(new, VELOCITY) - cols(old, VELOCITY)
         out["dynamics"] = cols(new, cfg.dynamics)
+        out["prev_dynamics"] = cols(old, cfg.dynamics)
     out["binary"] = cols(new, BINARY)
+    out["prev_binary"] = cols(old, BINARY)
     for name in cfg.predicted_ints:
         out[name] = ints[:, lead:, :, cfg.ii(name)]
+        out[f"prev_{name}"] = ints[:, lead - 1 : -1, :, cfg.ii(name)]  # the frame before
     out["prev_action"] = ints[:, : ints.shape[1] - lead, :, cfg.ii("action")]  # last context
+    out["guard"] = GUARD[out["action"]]
+    return out
+
+
+def restrict(cfg: EncodingConfig, tgt: dict, owns: tuple[str, ...]) -> dict:
+    """The targets of a model that owns only `owns`: its heads' columns, and the `prev_*`."""
+    out = {k: v for k, v in tgt.items() if k.startswith("prev_")}
+    for head, cols in cfg.head_columns(owns).items():
+        out[head] = tgt[head] if cols is None else tgt[head][..., cols]
     return out

@@ -22,6 +22,7 @@ WEIGHTS = {
     "hurtbox": 0.3,
     "ground": 0.3,
     "last_attack": 0.3,
+    "guard": 1.0,  # ours: the shield/grab state of a subsystem model (never a monolith head)
 }
 
 

@@ -52,11 +52,12 @@ ROLLOUT_PANELS = (
 )
 
 
-def horizon_curves(errors: dict, title: str):
-    """Per-step rollout curves. `errors`: name -> {metric: (starts, horizon) or (horizon,)
-    array}; a name that starts with `copy` is drawn dashed (the yardstick)."""
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), layout="constrained")
-    for ax, (metric, label) in zip(axes, ROLLOUT_PANELS, strict=True):
+def horizon_curves(errors: dict, title: str, panels=ROLLOUT_PANELS):
+    """Per-step rollout curves, one panel per (metric, label). `errors`: name -> {metric:
+    (starts, horizon) or (horizon,) array}; a name that starts with `copy` is drawn dashed (the
+    yardstick)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.5), layout="constrained")
+    for ax, (metric, label) in zip(axes, panels, strict=True):
         for name, e in errors.items():
             if metric not in e:
                 continue
@@ -66,5 +67,26 @@ def horizon_curves(errors: dict, title: str):
             ax.plot(steps, curve, ls="--" if name.startswith("copy") else "-", label=name)
         ax.set(xlabel="frames after the seed", title=label)
     axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def confusion(matrices: dict[str, np.ndarray], labels: list[str], title: str):
+    """Row-normalised confusion matrices side by side: name -> counts (true x predicted)."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(5.5 * len(matrices), 5),
+                             layout="constrained", squeeze=False)  # fmt: skip
+    for ax, (name, counts) in zip(axes[0], matrices.items(), strict=True):
+        rows = counts.sum(1, keepdims=True)
+        share = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        for (r, c), v in np.ndenumerate(share):
+            if v >= 0.005:
+                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if v > 0.6 else "black")  # fmt: skip
+        ticks = np.arange(len(labels))
+        ax.set_xticks(ticks, labels, rotation=60, ha="right", fontsize=8)
+        names = [f"{lab} ({int(n)})" for lab, n in zip(labels, rows[:, 0], strict=True)]
+        ax.set_yticks(ticks, names, fontsize=8)
+        ax.set(xlabel="predicted category", ylabel="true category (frames)", title=name)
     fig.suptitle(title)
     return fig

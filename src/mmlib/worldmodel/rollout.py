@@ -8,7 +8,8 @@ restarts at 0 when it changes, and the controller columns are the replay's. Then
 clamps apply (percent, position, shield, stocks, hitlag, combo; no velocity clamp, as published).
 
 The MLP re-runs its K-frame window every frame; the Mamba-2 steps its state cache (O(1) per frame
-in the history length).
+in the history length). Several subsystem models can run as one simulator (`merge`), and a
+subsystem can run alone with the rest of the world read from the replay (`oracle`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ import torch
 
 from mmlib.errors import UsageError
 from mmlib.worldmodel.data import Frames
-from mmlib.worldmodel.encoding import BINARY, CLAMPS, CORE, SCALE, VELOCITY, EncodingConfig
+from mmlib.worldmodel.encoding import (
+    BINARY,
+    CLAMPS,
+    CORE,
+    GUARD,
+    SCALE,
+    VELOCITY,
+    EncodingConfig,
+)  # fmt: skip
 from mmlib.worldmodel.losses import per_player
 from mmlib.worldmodel.models import FrameStackMLP
 
@@ -56,37 +65,117 @@ def advance(enc: EncodingConfig, floats, ints, out: dict, ctrl):
     return f, i
 
 
+class _Runner:
+    """One model's running state in a rollout: the MLP's K-frame window, or the Mamba-2's hidden
+    state and caches."""
+
+    def __init__(self, model, window_f, window_i, stage):
+        self.model, self.stage = model, stage
+        self.mlp = isinstance(model, FrameStackMLP)
+        if self.mlp:
+            self.window = window_f, window_i
+        else:
+            self.h, self.caches = model.seed(window_f, window_i, stage)
+
+    def predict(self, ctrl) -> dict:
+        """Heads for the next frame given its controller (B, 26) -> head -> (B, n)."""
+        if self.mlp:
+            out = self.model(*self.window, self.stage, ctrl[:, None])
+            return {n: v[:, 0] for n, v in out.items()}
+        return self.model.predict(self.h, ctrl)
+
+    def push(self, f, i) -> None:
+        if self.mlp:
+            wf, wi = self.window
+            self.window = (torch.cat([wf[:, 1:], f[:, None]], 1),
+                           torch.cat([wi[:, 1:], i[:, None]], 1))  # fmt: skip
+        else:
+            self.h, self.caches = self.model.step(f, i, self.stage, self.caches)
+
+
+def merge(enc: EncodingConfig, parts: list[tuple[tuple[str, ...], dict]]) -> dict:
+    """Full-width heads from models that each own some fields: (owns, outputs) pairs, where
+    `owns` is empty for a model that owns every field. Columns nobody owns stay 0 (a rollout
+    then reads those fields from the replay)."""
+    full = enc.head_columns()
+    merged = {}
+    for owns, out in parts:
+        if not owns:
+            merged |= out
+            continue
+        for head, cols in enc.head_columns(owns).items():
+            if cols is None:
+                merged[head] = out[head]
+            else:
+                if head not in merged:
+                    merged[head] = out[head].new_zeros(len(out[head]), len(full[head]))
+                merged[head][:, cols] = out[head]
+    b = len(next(iter(merged.values())))
+    for head in ("continuous", "binary"):  # the heads `advance` always reads
+        if head not in merged:
+            merged[head] = torch.zeros(b, len(full[head]))
+    return merged
+
+
+def owned_by(models) -> set[str]:
+    """The fields a set of models predicts between them."""
+    enc = models[0].cfg.encoding
+    return set().union(*(m.cfg.owns or enc.fields[:-1] for m in models))
+
+
+def from_truth(enc: EncodingConfig, f, i, true_f, true_i, owned: set[str]):
+    """Overwrite every field nobody owns with the replay's (state_age follows the action)."""
+    f, i = f.clone(), i.clone()
+    keep = owned | ({"state_age"} if "action" in owned else set())
+    for name in (*enc.continuous, *BINARY):
+        if name not in keep:
+            f[..., enc.fi(name)] = true_f[..., enc.fi(name)]
+    for name in enc.ints:
+        if name not in keep:
+            i[..., enc.ii(name)] = true_i[..., enc.ii(name)]
+    return f, i
+
+
 @torch.inference_mode()
-def rollout(model, frames: Frames, starts, horizon: int):
+def rollout(model, frames: Frames, starts, horizon: int, oracle: bool = False, guard=False):
     """Roll out from each start: frames [s, s + K) are the seed, frames s + K ... s + K + horizon
-    - 1 are predicted. Returns (pred floats, pred ints) of shape (B, horizon, 2, ·)."""
+    - 1 are predicted. Returns (pred floats, pred ints) of shape (B, horizon, 2, ·).
+
+    `model` may be a list of subsystem models run together as one simulator: each predicts the
+    fields it owns and `merge` assembles the frame. With `oracle`, fields no model owns come from
+    the replay (a subsystem alone in a true world); without it they must all be owned. With
+    `guard`, also returns the shield/grab state (B, horizon, 2): its owner's prediction, else
+    the predicted action's."""
     enc = frames.cfg
     if enc.contract != "input":
         raise UsageError("rollouts need the input-conditioned contract (the replay's controller)")
+    models = list(model) if isinstance(model, list | tuple) else [model]
+    owned = owned_by(models)
+    missing = sorted(set(enc.fields[:-1]) - owned)
+    if missing and not oracle:
+        raise UsageError(f"no model predicts {missing}; add their subsystems or use oracle=True")
     k = enc.context
     floats, ints, stage = frames.clip(starts, k + horizon - enc.lead)
     ctrl = floats[..., enc.ctrl_slice]  # (B, C, 2, 13): the real inputs
-    window_f, window_i = floats[:, :k], ints[:, :k]
-    f, i = window_f[:, -1], window_i[:, -1]
-    mlp = isinstance(model, FrameStackMLP)
-    if not mlp:
-        h, caches = model.seed(window_f, window_i, stage)
-    pred_f, pred_i = [], []
+    runners = [_Runner(m, floats[:, :k], ints[:, :k], stage) for m in models]
+    f, i = floats[:, k - 1], ints[:, k - 1]
+    pred_f, pred_i, pred_g = [], [], []
     for t in range(horizon):
         c = ctrl[:, k + t]
-        if mlp:
-            out = {
-                n: v[:, 0]
-                for n, v in model(window_f, window_i, stage, c.flatten(1)[:, None]).items()
-            }
-        else:
-            out = model.predict(h, c.flatten(1))
+        out = merge(
+            enc,
+            [(m.cfg.owns, r.predict(c.flatten(1))) for m, r in zip(models, runners, strict=True)],
+        )
         f, i = advance(enc, f, i, out, c)
+        if missing:
+            f, i = from_truth(enc, f, i, floats[:, k + t], ints[:, k + t], owned)
         pred_f.append(f)
         pred_i.append(i)
-        if mlp:
-            window_f = torch.cat([window_f[:, 1:], f[:, None]], dim=1)
-            window_i = torch.cat([window_i[:, 1:], i[:, None]], dim=1)
-        elif t + 1 < horizon:
-            h, caches = model.step(f, i, stage, caches)
-    return torch.stack(pred_f, 1), torch.stack(pred_i, 1)
+        if guard:
+            g = per_player(out["guard"]).argmax(-1) if "guard" in out else None
+            pred_g.append(g if g is not None else GUARD[i[..., enc.ii("action")]])
+        if t + 1 < horizon:
+            for r in runners:
+                r.push(f, i)
+    result = torch.stack(pred_f, 1), torch.stack(pred_i, 1)
+    return (*result, torch.stack(pred_g, 1)) if guard else result

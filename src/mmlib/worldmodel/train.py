@@ -93,9 +93,11 @@ def step_outputs(model, frames: Frames, starts, width: int):
     floats, ints, stage = frames.clip(starts, width)
     enc = frames.cfg
     tgt = encoding.targets(enc, floats, ints)
+    if model.cfg.owns:
+        tgt = encoding.restrict(enc, tgt, model.cfg.owns)
     ctrl = encoding.next_ctrl(enc, floats)
     out = model(floats[:, :width], ints[:, :width], stage, ctrl)
-    if out["binary"].shape[1] != width:  # one prediction per window
+    if next(iter(out.values())).shape[1] != width:  # one prediction per window
         tgt = {k: v[:, -1:] for k, v in tgt.items()}
     return out, tgt
 

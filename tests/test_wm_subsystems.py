@@ -1,0 +1,195 @@
+"""Subsystem decomposition: the five subsystems partition the predicted fields, their events mean
+on real replays what they claim, perfect predictions score perfectly, and subsystem models train,
+run alone in a true world (every field they do not own read from the replay) and recompose into
+a whole frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import needs_replays
+
+from mmlib.data import store
+from mmlib.errors import UsageError
+from mmlib.worldmodel import data, encoding, evaluate, models, rollout, train
+from mmlib.worldmodel import subsystems as sub
+from mmlib.worldmodel.config import ModelConfig
+from mmlib.worldmodel.encoding import SCALE, EncodingConfig
+
+ENCODINGS = [
+    EncodingConfig(version="v1"),
+    EncodingConfig(),
+    EncodingConfig(version="v2.1", state_age_embed=True),
+]
+
+
+@pytest.mark.parametrize("enc", ENCODINGS, ids=lambda e: e.version)
+def test_the_subsystems_partition_every_predicted_field(enc):
+    sub.check_partition(enc)
+    empty = {s.name for s in sub.SUBSYSTEMS if not s.owns(enc)}
+    assert empty == ({"hit_detection"} if enc.version == "v1" else set())  # v1 has no hitlag
+    full = enc.head_sizes()
+    for head in enc.float_groups:  # the float columns split exactly among the owners
+        owners = [s.owns(enc) for s in sub.SUBSYSTEMS if s.owns(enc)]  # () would mean all
+        cols = [c for owns in owners for c in enc.head_columns(owns).get(head) or []]
+        assert sorted(cols) == list(range(full[head]))
+
+
+def test_owning_an_unknown_field_is_a_one_line_error():
+    with pytest.raises(UsageError, match=r"v1 has no predicted fields \['hitlag'\]"):
+        ModelConfig(encoding=EncodingConfig(version="v1"), owns=["hitlag"])
+    cfg = ModelConfig.from_dict(ModelConfig(owns=("x", "guard")).to_dict())
+    assert cfg.owns == ("x", "guard") and cfg.head_sizes() == {"continuous": 2, "guard": 10}
+
+
+def test_restricted_targets_merge_back_into_the_full_targets():
+    enc = EncodingConfig()
+    g = torch.Generator().manual_seed(0)
+    floats = torch.rand(3, 8, 2, len(enc.floats), generator=g)
+    ints = torch.randint(0, 30, (3, 8, 2, len(enc.ints)), generator=g)
+    tgt = encoding.targets(enc, floats, ints)
+    parts = []
+    for s in sub.SUBSYSTEMS:
+        owned = encoding.restrict(enc, tgt, s.owns(enc))
+        assert set(owned) - {k for k in owned if k.startswith("prev_")} == set(
+            enc.head_sizes(s.owns(enc))
+        )
+        parts.append((s.owns(enc), {k: v.flatten(0, 1) for k, v in owned.items()}))
+    merged = rollout.merge(enc, parts)
+    for head in enc.float_groups:
+        assert torch.equal(merged[head], tgt[head].flatten(0, 1))
+
+
+def _perfect(enc: EncodingConfig, tgt: dict) -> dict:
+    """The outputs of a model that is always right (logits +-10, one-hot categoricals)."""
+    out = {h: tgt[h].copy() for h in enc.float_groups}
+    out["binary"] = np.where(tgt["binary"] > 0.5, 10.0, -10.0)
+    for name in (*enc.predicted_ints, "guard"):
+        v = encoding.VOCAB[name][0] if name != "guard" else len(encoding.GUARD_STATES)
+        out[name] = np.eye(v)[tgt[name]].reshape(len(tgt[name]), -1) * 10
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_split(ingested):
+    return data.split(ingested, EncodingConfig(), 0.25, 4)
+
+
+@needs_replays
+def test_hit_onsets_on_real_replays_are_hitlag_starting_as_damage_or_shield_hits(ingested):
+    """Every usable game: at an onset hitlag starts and then counts down a frame at a time; an
+    onset frame is a hit that raises a percent or lands on a shield (or a clank); most damage
+    frames are the victim's own onset (the rest: projectiles that give no hitlag)."""
+    enc = EncodingConfig()
+    frames = data.encode(ingested, data.select_games(store.read_games(ingested)), enc)
+    ev = sub.replay_events(enc, frames.floats, frames.ints, frames.offsets)
+    onset, damage = ev["hit_onset"], ev["damage"]
+    assert onset.sum() > 300 and damage.sum() > 200
+    hitlag = frames.floats[..., enc.fi("hitlag")] / SCALE["hitlag"]
+    shield = frames.floats[..., enc.fi("shield")] / SCALE["shield"]
+    action = frames.ints[..., enc.ii("action")]
+    rows = np.nonzero(onset.any(1))[0]
+    assert (hitlag[rows - 1][onset[rows]] == 0).all() and (hitlag[onset] >= 2).all()
+    inside = hitlag[:-1] > 0
+    step = (hitlag[1:] - hitlag[:-1])[inside]
+    assert np.mean(np.isclose(step, -1)) > 0.99  # a second hit in hitlag restarts it, rarely
+    shield_hit = (shield[rows] < shield[rows - 1] - 1e-3) | np.isin(action[rows], (181, 182))
+    clank = np.isin(action[rows], (237, 238))  # rebound: two hitboxes met
+    explained = damage[rows] | shield_hit | clank
+    assert explained.any(1).mean() > 0.9
+    assert (damage & onset).sum() / damage.sum() > 0.8
+
+
+@needs_replays
+def test_guard_states_follow_the_libmelee_action_ids(small_split):
+    _, val = small_split
+    action = val.ints[..., val.cfg.ii("action")]
+    guard = encoding.GUARD.numpy()[action]
+    names = dict(enumerate(encoding.GUARD_STATES))
+    assert {names[g] for g in np.unique(guard)} >= {"none", "shield", "grabbing", "grabbed"}
+    assert (action[guard == 1] >= 178).all() and (action[guard == 1] <= 182).all()
+    for p in (0, 1):  # holding (GRAB_WAIT, GRAB_PUMMEL): the other player is grabbed
+        holding = np.isin(action[:, p], (216, 217))
+        assert holding.any() and (guard[holding, 1 - p] == 4).all()
+
+
+@needs_replays
+def test_perfect_predictions_score_perfectly_and_copy_last_frame_does_not(small_split):
+    _, val = small_split
+    enc = val.cfg
+    model = models.build(ModelConfig(arch="mamba2", d_model=32, n_layers=1, headdim=16))
+    tgt = evaluate.teacher_forced(model.eval(), val)["tgt"]
+    figures = sub.teacher_forced_metrics(enc, {"out": _perfect(enc, tgt), "tgt": tgt})
+    headline = {s.name: figures[s.name][s.headline] for s in sub.SUBSYSTEMS}
+    assert headline == {
+        "movement": 0.0,
+        "hit_detection": 1.0,
+        "damage_knockback": 0.0,
+        "action_transitions": 1.0,
+        "shield_grab": 1.0,
+    }
+    copy = figures["copy_last_frame"]
+    assert copy["hit_detection"]["onset_f1"] == 0 and copy["action_transitions"]["change_acc"] == 0
+    assert copy["damage_knockback"]["damage_mae_on_hits"] > 1  # hits do damage
+    assert copy["movement"]["position_mae"] > 0.1
+
+
+@pytest.mark.parametrize(
+    "higher, standalone, monolith, expected",
+    [
+        (False, 1.05, 1.0, True),  # an error 5% worse
+        (False, 1.2, 1.0, False),
+        (False, 0.5, 1.0, True),  # better
+        (True, 0.95, 0.9, True),
+        (True, 0.84, 0.9, False),  # a score near 1: 60% more misses
+        (True, 0.08, 0.104, False),  # a score near 0: 23% less of it
+        (True, 0.036, 0.016, True),
+    ],
+)
+def test_decomposes_is_a_margin_on_the_figure_and_its_complement(
+    higher, standalone, monolith, expected
+):
+    s = next(s for s in sub.SUBSYSTEMS if s.higher_is_better == higher)
+    assert sub.decomposes(s, standalone, monolith, 0.1) is expected
+
+
+@needs_replays
+def test_subsystem_models_train_run_alone_and_recompose(small_split, tmp_path):
+    train_frames, val = small_split
+    enc = val.cfg
+    cfg = train.TrainConfig(epochs=1, batch=32, clip=20, threads=1)
+    tiny = {"arch": "mamba2", "d_model": 32, "n_layers": 1, "headdim": 16, "chunk": 10}
+    subs = {}
+    for s in sub.SUBSYSTEMS:
+        model_cfg = ModelConfig(**tiny, owns=s.owns(enc))
+        model, history = train.train(
+            model_cfg, cfg, train_frames.game(0), val, tmp_path / s.name, log=lambda _: None
+        )
+        assert np.isfinite(history.best_loss)
+        assert set(model.heads.out) == set(enc.head_sizes(s.owns(enc)))
+        train.save(tmp_path / f"{s.name}.pt", model, history, cfg)
+        subs[s.name] = train.load(tmp_path / f"{s.name}.pt")
+        assert subs[s.name].cfg.owns == s.owns(enc)
+    starts = evaluate.rollout_starts(val, 20, 6, 0)
+    f, i, _ = val.clip(starts, enc.context + 20 - enc.lead)
+    true_f, true_i = f[:, enc.context :], i[:, enc.context :]
+
+    # alone: every field the movement model does not own is the replay's
+    pf, pi, pg = rollout.rollout(subs["movement"], val, starts, 20, oracle=True, guard=True)
+    for name in ("percent", "shield", "hitlag", "stocks", "invulnerable"):
+        assert torch.equal(pf[..., enc.fi(name)], true_f[..., enc.fi(name)]), name
+    assert torch.equal(pi[..., enc.ii("action")], true_i[..., enc.ii("action")])
+    assert not torch.equal(pf[..., enc.fi("x")], true_f[..., enc.fi("x")])
+    assert torch.equal(pg, encoding.GUARD[true_i[..., enc.ii("action")]])
+
+    with pytest.raises(UsageError, match="no model predicts"):
+        rollout.rollout([subs["movement"], subs["hit_detection"]], val, starts, 5)
+    # recomposed: each field from its owner, exactly as if each ran on the merged frames
+    pf, pi, pg = rollout.rollout(list(subs.values()), val, starts, 20, guard=True)
+    assert pf.shape == true_f.shape and torch.isfinite(pf).all()
+    errors = sub.rollout_errors(val, starts, pf, pi, pg)
+    assert set(sub.at_horizons(errors["model"], (1, 20))) == {s.name for s in sub.SUBSYSTEMS}
+    assert sub.flops_per_frame(subs["movement"]) < sub.flops_per_frame(
+        models.build(ModelConfig(**tiny))
+    )
