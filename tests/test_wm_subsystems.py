@@ -185,7 +185,7 @@ def test_subsystem_models_train_run_alone_and_recompose(small_split, tmp_path):
 
     with pytest.raises(UsageError, match="no model predicts"):
         rollout.rollout([subs["movement"], subs["hit_detection"]], val, starts, 5)
-    # recomposed: each field from its owner, exactly as if each ran on the merged frames
+    # recomposed: the five models make whole, finite frames and every subsystem is scored
     pf, pi, pg = rollout.rollout(list(subs.values()), val, starts, 20, guard=True)
     assert pf.shape == true_f.shape and torch.isfinite(pf).all()
     errors = sub.rollout_errors(val, starts, pf, pi, pg)

@@ -121,15 +121,22 @@ def rollout_starts(frames: Frames, horizon: int, n: int, seed: int) -> np.ndarra
     return np.sort(rng.choice(starts, size=min(n, len(starts)), replace=False))
 
 
+def replay_and_copy(frames: Frames, starts, horizon: int) -> tuple[np.ndarray, ...]:
+    """The replay's frames over a rollout (true floats, true ints: (B, horizon, 2, ·)) and
+    copy-last-frame's (the last seed frame held, same shapes)."""
+    enc = frames.cfg
+    f, i, _ = frames.clip(starts, enc.context + horizon - enc.lead)
+    true_f, true_i = f[:, enc.context :].numpy(), i[:, enc.context :].numpy()
+    last_f = np.broadcast_to(f[:, enc.context - 1 : enc.context].numpy(), true_f.shape)
+    last_i = np.broadcast_to(i[:, enc.context - 1 : enc.context].numpy(), true_i.shape)
+    return true_f, true_i, last_f, last_i
+
+
 def rollout_errors(frames: Frames, starts, pred_f, pred_i) -> dict[str, np.ndarray]:
     """Per start and step: position error (Euclidean, mean over players), action and stock
     agreement, percent error; for the predicted frames and for copy-last-frame."""
     enc = frames.cfg
-    horizon = pred_f.shape[1]
-    f, i, _ = frames.clip(starts, enc.context + horizon - enc.lead)
-    true_f, true_i = f[:, enc.context :].numpy(), i[:, enc.context :].numpy()
-    last_f = f[:, enc.context - 1 : enc.context].numpy()
-    last_i = i[:, enc.context - 1 : enc.context].numpy()
+    true_f, true_i, last_f, last_i = replay_and_copy(frames, starts, pred_f.shape[1])
     x, y, pc, st = (enc.fi(n) for n in ("x", "y", "percent", "stocks"))
     a = enc.ii("action")
 
@@ -145,7 +152,7 @@ def rollout_errors(frames: Frames, starts, pred_f, pred_i) -> dict[str, np.ndarr
         return e
 
     model = errors(pred_f.numpy(), pred_i.numpy())
-    copy = errors(np.broadcast_to(last_f, true_f.shape), np.broadcast_to(last_i, true_i.shape))
+    copy = errors(last_f, last_i)
     return {"model": model, "copy_last_frame": copy}
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from mmlib.worldmodel.encoding import GUARD, GUARD_STATES, SCALE, EncodingConfig
-from mmlib.worldmodel.evaluate import sig
+from mmlib.worldmodel.evaluate import replay_and_copy, sig
 from mmlib.worldmodel.losses import per_player
 
 ONSET_HITLAG = 0.5  # hitlag counts whole frames: a prediction that rounds to >= 1 is in hitlag
@@ -337,11 +337,7 @@ def rollout_errors(frames, starts, pred_f, pred_i, pred_guard) -> dict[str, dict
     """Per start and step, each subsystem's rollout metric, for the rollout and for
     copy-last-frame: {"model": {metric: (B, H)}, "copy_last_frame": {...}}."""
     enc = frames.cfg
-    horizon = pred_f.shape[1]
-    f, i, _ = frames.clip(starts, enc.context + horizon - enc.lead)
-    true_f, true_i = f[:, enc.context :].numpy(), i[:, enc.context :].numpy()
-    last_f = np.broadcast_to(f[:, enc.context - 1 : enc.context].numpy(), true_f.shape)
-    last_i = np.broadcast_to(i[:, enc.context - 1 : enc.context].numpy(), true_i.shape)
+    true_f, true_i, last_f, last_i = replay_and_copy(frames, starts, pred_f.shape[1])
     x, y, pc, hl = (enc.fi(n) for n in ("x", "y", "percent", "hitlag"))
     a = enc.ii("action")
     true_guard = GUARD.numpy()[true_i[..., a]]
