@@ -24,7 +24,7 @@ from mmlib.data.schema import COLUMNS, Version
 from mmlib.data.store import read_frames
 from mmlib.errors import UsageError
 from mmlib.features.columns import FLAGS, OLD_NUMERIC, PlayerColumn, libmelee_value
-from mmlib.features.replay_console import ReplayConsole
+from mmlib.features.replay_console import ReplayConsole, ReplayError, describe
 
 AUDITED: list[PlayerColumn] = OLD_NUMERIC + FLAGS
 # The ingest fields each column's peppi value is computed from (recorded when all are).
@@ -68,7 +68,8 @@ def read_libmelee(path: Path) -> pd.DataFrame:
     """One row per (frame, port) leader `PlayerState` libmelee yields for a replay.
 
     Columns: frame, port, character, action, then the 27 audited columns (numeric as float32,
-    with float reads' bits intact; flags as bool). Errors libmelee raises propagate.
+    with float reads' bits intact; flags as bool). A replay libmelee cannot read raises
+    `ReplayError`.
     """
     keys: dict[str, list] = {k: [] for k in _KEY_DTYPES}
     values: dict[str, list] = {c.name: [] for c in AUDITED}
@@ -85,14 +86,17 @@ def read_libmelee(path: Path) -> pd.DataFrame:
 
 def read_libmelee_all(paths: dict[str, Path]) -> tuple[pd.DataFrame, dict[str, str]]:
     """`read_libmelee` on every replay (md5 -> path), stacked with an `md5` column; the replays
-    libmelee could not read, as file name -> one-line error (their rows are left out)."""
+    libmelee could not read, as file name -> one-line error without the path, e.g.
+    "DecoderException: ... (the file is empty)" (their rows are left out)."""
     empty = _libmelee_frame({k: [] for k in _KEY_DTYPES}, {c.name: [] for c in AUDITED})
     tables, unreadable = [empty.assign(md5=pd.Series(dtype=object))], {}
     for md5, path in paths.items():
         try:
             tables.append(read_libmelee(path).assign(md5=md5))
-        except Exception as e:  # noqa: BLE001 - any libmelee failure is a finding, not a crash
-            unreadable[Path(path).name] = f"{type(e).__name__}: {' '.join(str(e).split())}"
+        except ReplayError as e:  # a finding, not a crash
+            unreadable[Path(path).name] = e.finding
+        except Exception as e:  # noqa: BLE001 - any other libmelee failure is a finding too
+            unreadable[Path(path).name] = describe(e)
     return pd.concat(tables, ignore_index=True), unreadable
 
 

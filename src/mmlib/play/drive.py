@@ -65,7 +65,8 @@ def drive(
     max_frames: int | None = None,
     progress: bool = False,
 ) -> pa.Table:
-    """Run the policy over `replay` as the player on `port`; one row per fed frame."""
+    """Run the policy over `replay` as the player on `port`; one row per fed frame. A replay
+    libmelee cannot read raises `ReplayError` (one line), and no rows are returned."""
     if mode not in MODES:
         raise UsageError(f"mode {mode!r}: one of {', '.join(MODES)}")
     if not Path(replay).is_file():
