@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from mmlib.features.sampler import WindowSampler
@@ -75,6 +76,7 @@ def _child_args(cfg, data, run) -> list[str]:
     return [sys.executable, "-c", _CHILD, spec]
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_uninterrupted_result(fox_shards, tmp_path):
     cfg = dataclasses.replace(CFG, steps=200, batch=32, ckpt_every=5, eval_every=50)
     whole = train(cfg, MODEL, fox_shards, tmp_path / "whole", log=lambda _: None)
@@ -134,6 +136,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ddp_on_two_processes_equals_one_process_on_the_union_batch(fox_shards, tmp_path):
     cfg = dataclasses.replace(CFG, steps=3, batch=4, eval_every=100, ckpt_every=100)
     model_cfg = dataclasses.replace(MODEL, dropout=0.0)  # so both paths see the same function
@@ -203,3 +206,47 @@ def test_train_command_errors_are_one_line(tmp_path):
     typo = run("-c", "fox", "--shards", str(tmp_path), "--set", "stpes", "3")
     assert typo.returncode == 2 and "unknown keys ['stpes']" in typo.stderr
     assert len(typo.stderr.strip().splitlines()) == 1
+
+
+def test_missing_shards_of_an_unlisted_character_name_the_params_key_to_edit(tmp_path):
+    from mmlib.errors import UsageError
+    from mmlib.train.character import Paths, run_character
+
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "profile: smoke\n"
+        "features:\n  smoke: {characters: [falco, fox]}\n  full: {characters: [fox, marth]}\n"
+        "bc:\n  characters: [falco, fox, peach]\n"
+    )
+    paths = Paths(shards=tmp_path / "shards")
+
+    def message(character: str, profile: str | None = None) -> str:
+        with pytest.raises(UsageError) as e:
+            run_character(character, params, paths, profile=profile)
+        return str(e.value)
+
+    missing = f"no shards for mewtwo at {tmp_path / 'shards' / 'mewtwo'}"
+    assert message("mewtwo") == (
+        f"{missing}: the shards stage builds features.smoke.characters in {params} "
+        "(falco, fox); add mewtwo there and to bc.characters, then run `dvc repro shards`"
+    )
+    assert message("mewtwo", "full") == (
+        f"{missing}: the shards stage builds features.full.characters in {params} "
+        "(fox, marth); add mewtwo there and to bc.characters, then run `dvc repro shards`"
+    )
+    assert message("peach").endswith(  # already in bc.characters
+        f"features.smoke.characters in {params} (falco, fox); add peach there, "
+        "then run `dvc repro shards`"
+    )
+    # listed but not built yet: the stage builds it
+    assert message("fox") == (
+        f"no shards for fox at {tmp_path / 'shards' / 'fox'}: run `dvc repro shards`"
+    )
+    # one list for every profile
+    params.write_text("features:\n  characters: [sheik]\nbc:\n  characters: [sheik]\n")
+    assert message("mewtwo").endswith(
+        f"the shards stage builds features.characters in {params} (sheik); add mewtwo there "
+        "and to bc.characters, then run `dvc repro shards`"
+    )
+    with pytest.raises(UsageError, match="unknown character 'mewtwo2'"):
+        run_character("mewtwo2", params, paths)

@@ -18,7 +18,7 @@ import numpy as np
 
 from mmlib.atomic import write_json, write_text
 from mmlib.checkpoint.directory import model_checkpoint, save_policy
-from mmlib.config import stage_params
+from mmlib.config import load_params, stage_params
 from mmlib.errors import UsageError
 from mmlib.features.dataset import read_norm
 from mmlib.features.schema import FeatureSchema
@@ -47,6 +47,23 @@ def recipe(
     section.pop("characters", None)
     cfg = TrainConfig.from_params(section)
     return cfg, preset(cfg.preset)
+
+
+def _how_to_build(character: str, params: Path, profile: str | None) -> str:
+    """How to get a character's missing shards: `dvc repro shards` builds the characters listed
+    in `features.<profile>.characters` of params.yaml (or `features.characters`), and no other."""
+    listed = stage_params("features", params, profile).get("characters") or []
+    if character in listed:
+        return "run `dvc repro shards`"
+    everything = load_params(params)
+    profile = profile or everything.get("profile", "smoke")
+    by_profile = "characters" in ((everything["features"] or {}).get(profile) or {})
+    key = f"features.{profile}.characters" if by_profile else "features.characters"
+    in_bc = character in ((everything.get("bc") or {}).get("characters") or [])
+    return (
+        f"the shards stage builds {key} in {params} ({', '.join(listed) or 'none'}); add "
+        f"{character} there{'' if in_bc else ' and to bc.characters'}, then run `dvc repro shards`"
+    )
 
 
 def _csv(rows: list[dict]) -> str:
@@ -83,7 +100,9 @@ def run_character(
     character = character_slug(character)
     data = paths.shards / character
     if not (data / "manifest.json").is_file():
-        raise UsageError(f"no shards for {character} at {data}: run `dvc repro shards`")
+        raise UsageError(
+            f"no shards for {character} at {data}: {_how_to_build(character, params, profile)}"
+        )
     cfg, model_cfg = recipe(params, profile, **overrides)
     manifest = json.loads((data / "manifest.json").read_text())
     schema = FeatureSchema(tuple(manifest["schema"]["numeric"]), tuple(manifest["schema"]["flags"]))
