@@ -25,6 +25,10 @@ NORMAL_ENDS = {
     "GAME",
     "RESOLVED",
 }  # RESOLVED: a normal end before 2.0 (also seen in one 3.13 replay)
+# A replay with no GameEnd event (end_method null) is a recording that stopped without one, which
+# is common in netplay and ranked replays. Between two humans it counts as a normal end: the game
+# was played, and whether it is long enough is `enough_frames`' call. Its winner is the one player
+# with stocks left on the last frame, if the other has none; a cut-off game has no winner.
 
 _PORT_FIELDS = [
     ("character_ext", pa.uint8()),  # external id (Game Start)
@@ -62,7 +66,7 @@ GAMES_SCHEMA = pa.schema(
         ("is_1v1", pa.bool_()),  # two human-or-CPU players, no teams
         ("legal_stage", pa.bool_()),
         ("enough_frames", pa.bool_()),  # playable_frames >= min_frames
-        ("normal_end", pa.bool_()),  # GAME or RESOLVED
+        ("normal_end", pa.bool_()),  # GAME or RESOLVED; or no GameEnd, two humans (see above)
         ("usable_1v1", pa.bool_()),  # all four above
     ]
 )
@@ -92,8 +96,9 @@ def winners(end_method, lras, players, last_stocks, last_percent, placements) ->
     """Winning ports by the rule in SPEC 1.4 (after slippi-js `getWinners`)."""
     ports = [_port(p["port"]) for p in players]
     team = {_port(p["port"]): (p.get("team") or {}).get("color") for p in players}
-    if end_method is None:
-        return []
+    if end_method is None:  # no GameEnd: the last frame's stocks decide a finished 1v1
+        alive = [p for p in ports if last_stocks[p] > 0]
+        return alive if len(ports) == 2 and len(alive) == 1 and team[ports[0]] is None else []
     if len(ports) == 2 and team[ports[0]] is None:
         if end_method in ("NO_CONTEST", "UNRESOLVED"):
             return [p for p in ports if p != lras] if lras in ports else []
@@ -167,7 +172,8 @@ def summarize(raw, frames: pa.Table, dropped: int, version: Version, min_frames:
         and all(p["type"] in ("Human", "Cpu") for p in players)
     )
     legal = start["stage"] in ids.LEGAL_STAGES
-    normal = end_method in NORMAL_ENDS
+    humans = all(p["type"] == "Human" for p in players)
+    normal = end_method in NORMAL_ENDS or (end_method is None and is_1v1 and humans)
     row |= {
         "slippi_version": ".".join(map(str, version)),
         "is_pal": start.get("is_pal"),
