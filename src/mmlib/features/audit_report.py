@@ -7,6 +7,8 @@ decides: the figures and verdicts are `audit`'s.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -123,13 +125,18 @@ def ingest_field_table(audit: dict) -> pd.DataFrame:
 
 # --- figures ------------------------------------------------------------------------------------
 
+NOT_RECORDED = "#cccccc"  # heat-map cells with no figure: the field is not recorded, or no rows
+
 
 def plot_nonzero_share(audit: dict, axes) -> None:
-    """Heat maps of the non-zero share, column x version, libmelee beside peppi. Grey: not
-    recorded (peppi) or no rows; red text: mostly subnormal (integer bits), `=`: aliased."""
+    """Heat maps of the non-zero share, column x version, libmelee beside peppi, coloured and
+    written in percent, with a key below. Grey: not recorded (peppi) or no rows; red text: mostly
+    subnormal (integer bits), `=`: aliased. Draws the key with `fig.legend(loc="outside ...")`,
+    so the figure wants `layout="constrained"`."""
     import matplotlib as mpl
+    from matplotlib.ticker import PercentFormatter
 
-    cmap = mpl.colormaps["viridis"].with_extremes(bad="#cccccc")
+    cmap = mpl.colormaps["viridis"].with_extremes(bad=NOT_RECORDED)
     for ax, path in zip(axes, ("libmelee", "peppi"), strict=True):
         m = share_matrix(audit, path)
         im = ax.imshow(m.values, cmap=cmap, vmin=0, vmax=1, aspect="auto")
@@ -143,7 +150,44 @@ def plot_nonzero_share(audit: dict, axes) -> None:
                     ax.text(j, i, text, ha="center", va="center", fontsize=6, color=color)
         ax.set_title(f"{path}: % of leader rows non-zero")
         ax.set_xlabel("Slippi version")
-    axes[-1].figure.colorbar(im, ax=list(axes), label="non-zero share", shrink=0.6)
+    fig = axes[-1].figure
+    bar = fig.colorbar(im, ax=list(axes), label="leader rows non-zero (%)", shrink=0.6)
+    bar.ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+
+    full = cmap(1.0)
+    key = {
+        "not recorded by this Slippi version (peppi), or no rows": _Cell(NOT_RECORDED),
+        "% of rows non-zero (NaN counts as non-zero)": _Cell(cmap(0.37), "37", "white"),
+        "non-zero on under 1 % of rows (0: on none)": _Cell(cmap(0.0), "<1", "white"),
+        f"red: {SUBNORMAL_LIMIT:.0%} or more of the finite non-zero values are subnormal "
+        "float32 (integer bits read as a float, no signal)": _Cell(full, "100", "red"),
+        "=: the bits equal an integer field of the ingest (aliased)": _Cell(full, "100="),
+    }
+    fig.legend(list(key.values()), list(key), handler_map={_Cell: _Cell}, fontsize=8, ncol=2,
+               loc="outside lower center", title="how to read a cell")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """A legend key drawn as a small heat-map cell: its colour and the text written on it. The
+    class is its own legend handler (`handler_map={_Cell: _Cell}`)."""
+
+    color: tuple | str
+    text: str = ""
+    text_color: str = "black"
+
+    @staticmethod
+    def legend_artist(legend, handle: _Cell, fontsize: float, box):
+        """matplotlib's legend-handler call: draw `handle` into the key's box."""
+        from matplotlib.patches import Rectangle
+        from matplotlib.text import Text
+
+        x, y, w, h = -box.xdescent, -box.ydescent, box.width, box.height
+        cell = Rectangle((x, y - 0.2 * h), w, 1.4 * h, facecolor=handle.color)
+        box.add_artist(cell)
+        box.add_artist(Text(x + w / 2, y + h / 2, handle.text, color=handle.text_color,
+                            fontsize=6, ha="center", va="center"))  # fmt: skip
+        return cell
 
 
 def _share_label(fig: dict) -> tuple[str, str]:

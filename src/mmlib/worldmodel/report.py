@@ -46,27 +46,39 @@ def trajectory(frames: Frames, start: int, pred_f: np.ndarray, title: str):
 
 
 ROLLOUT_PANELS = (
-    ("position", "position error (game units)"),
-    ("action", "action accuracy"),
-    ("stocks", "stock agreement"),
+    ("position", "position (lower is better)"),
+    ("action", "action state (higher is better)"),
+    ("stocks", "stocks (higher is better)"),
 )
+Y_LABELS = {  # per-step rollout metric (`evaluate.rollout_errors`, `subsystems.rollout_errors`)
+    "position": "position error (game units)",  # Euclidean, mean over both players
+    "action": "action accuracy (share correct)",  # over both players
+    "stocks": "stock agreement (share of rollouts)",  # both players' stocks right
+    "percent": "percent error (damage %)",  # mean over both players
+    "hitlag": "hitlag-state agreement (share)",
+    "guard": "guard-state agreement (share)",
+}
 
 
 def horizon_curves(errors: dict, title: str, panels=ROLLOUT_PANELS):
-    """Per-step rollout curves, one panel per (metric, label). `errors`: name -> {metric:
-    (starts, horizon) or (horizon,) array}; a name that starts with `copy` is drawn dashed (the
-    yardstick)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.5), layout="constrained")
+    """Per-step rollout curves, one panel per (metric, title), y labelled from `Y_LABELS` (the
+    title where the metric has none). `errors`: name -> {metric: (starts, horizon) or (horizon,)
+    array}; a name that starts with `copy` is drawn dashed and grey (the yardstick). One legend
+    for the figure, below the panels."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), layout="constrained")
+    lines = {}
     for ax, (metric, label) in zip(axes, panels, strict=True):
-        for name, e in errors.items():
+        for i, (name, e) in enumerate(errors.items()):
             if metric not in e:
                 continue
             curve = np.asarray(e[metric], dtype=float)
             curve = curve.mean(0) if curve.ndim == 2 else curve
             steps = np.arange(1, len(curve) + 1)
-            ax.plot(steps, curve, ls="--" if name.startswith("copy") else "-", label=name)
-        ax.set(xlabel="frames after the seed", title=label)
-    axes[0].legend(fontsize=8)
+            yardstick = name.startswith("copy")
+            style = {"ls": "--", "color": "grey"} if yardstick else {"color": f"C{i}"}
+            (lines[f"{name} (yardstick)" if yardstick else name],) = ax.plot(steps, curve, **style)
+        ax.set(xlabel="rollout horizon (frames)", ylabel=Y_LABELS.get(metric, label), title=label)
+    fig.legend(lines.values(), lines.keys(), loc="outside lower center", ncol=len(lines))
     fig.suptitle(title)
     return fig
 
