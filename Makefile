@@ -1,28 +1,35 @@
 # mmlib in two commands:  `make repro` (environment, data, pipeline) and `make test`.
+# Afterwards the tools live in .venv: `source .venv/bin/activate` puts dvc, mmlib and pytest on PATH.
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test test-fast lint venv clean
+.PHONY: repro test test-fast test-repro lint venv clean
 
 ## repro: create .venv, install mmlib, pull the versioned replays, run the pipeline (smoke profile)
+# (the shared remote is named, not the default, so that nothing is ever pushed into it)
 repro: venv
-	dvc pull data.dvc
+	dvc pull --remote shared data.dvc
 ifeq ($(PROFILE),)
 	dvc repro
 else
 	dvc exp run --set-param profile=$(PROFILE)
 endif
 
-## test: the whole test suite, slow end-to-end tests included (what CI runs)
+## test: the whole test suite (what CI runs): test-fast, then the slow tests, the clean-clone repro among them
 test: venv
-	pytest
+	pytest -m "not slow"
+	pytest -m slow
 
-## test-fast: the test suite without the slow end-to-end tests
+## test-fast: the test suite without the slow tests (end-to-end runs, killed runs, sweeps over every replay)
 test-fast: venv
 	pytest -m "not slow"
+
+## test-repro: the clean-clone check alone: git clone + dvc pull + dvc repro give the committed dvc.lock and reports
+test-repro: venv
+	pytest -m repro
 
 ## lint: ruff
 lint: venv

@@ -164,6 +164,7 @@ def hanging_replay(path: Path, zeros: int) -> None:
         f.truncate(len(head) + zeros)
 
 
+@pytest.mark.slow
 def test_a_hang_is_rejected_as_timeout_and_the_run_goes_on(tmp_path):
     """pebble stops a timed-out worker with SIGTERM, whose Python handler cannot run while peppi
     holds the GIL in Rust, then SIGKILLs it 3 s later: a hang costs timeout_s + 3 s."""

@@ -130,9 +130,10 @@ def test_notebook_command_errors_are_one_line(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.repro
 def test_dvc_repro_from_a_clean_clone(tmp_path):
-    """`git clone` + `dvc pull data.dvc` + `dvc repro` reproduces the committed dvc.lock exactly,
-    and a second `dvc repro` does nothing."""
+    """`git clone` + `dvc pull -r shared data.dvc` + `dvc repro` reproduces the committed
+    dvc.lock exactly, and a second `dvc repro` does nothing."""
     if subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True
     ).returncode:
@@ -147,7 +148,7 @@ def test_dvc_repro_from_a_clean_clone(tmp_path):
         assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    run("dvc", "pull", "data.dvc")
+    run("dvc", "pull", "--remote", "shared", "data.dvc")
     assert len(list((clone / "data" / "replays").glob("*.slp"))) == 42
     run("dvc", "repro")
     assert "dvc.lock" not in run("git", "status", "--porcelain"), "outputs differ from dvc.lock"
