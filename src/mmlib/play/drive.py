@@ -65,12 +65,11 @@ def drive(
     max_frames: int | None = None,
     progress: bool = False,
 ) -> pa.Table:
-    """Run the policy over `replay` as the player on `port`; one row per fed frame. A replay
-    libmelee cannot read raises `ReplayError` (one line), and no rows are returned."""
+    """Run the policy over `replay` as the player on `port`; one row per fed frame. A missing
+    replay, or one libmelee cannot read, raises `ReplayConsole`'s one-line error, and no rows
+    are returned."""
     if mode not in MODES:
         raise UsageError(f"mode {mode!r}: one of {', '.join(MODES)}")
-    if not Path(replay).is_file():
-        raise UsageError(f"no replay at {replay}")
     bot, sent, rows = None, None, []
     for state in tqdm(ReplayConsole(replay), desc=Path(replay).name, disable=not progress):
         if bot is None:
