@@ -70,7 +70,8 @@ PAIRS = [n for n in INGESTED if n not in LIBMELEE_FAILS]
 # `make test-fast` checks parity on a few replays of different versions; the sweep over every one
 # of the 62 is slow (most of the suite's time outside the pipeline run)
 FAST_PAIRS = {"peppi-v3.18.slp", "peppi-buttons_abxy.slp", "slippijs-lCancel.slp"}
-SWEEP = [n if n in FAST_PAIRS else pytest.param(n, marks=pytest.mark.slow) for n in PAIRS]
+SLOW = pytest.mark.slow
+SWEEP = [n if n in FAST_PAIRS else pytest.param(n, marks=SLOW) for n in PAIRS]
 
 
 @pytest.mark.parametrize("name", sorted(LIBMELEE_FAILS))
@@ -117,9 +118,6 @@ def test_derived_flags_follow_libmelee(name, games):
             assert not own["moonwalkwarning"].any()  # libmelee's quirk, not ours
         elif games[name]["rollback_frames_dropped"] == 0:
             np.testing.assert_array_equal(moonwalk, own["moonwalkwarning"][: len(moonwalk)])
-
-
-SLOW = pytest.mark.slow
 
 
 @pytest.mark.parametrize(

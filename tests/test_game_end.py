@@ -18,17 +18,17 @@ from conftest import needs_replays, replay_path
 
 from mmlib.data.ingest import IngestConfig, ingest
 from mmlib.data.summary import winners
+from mmlib.features.replay_console import SLP_HEADER
 
 pytestmark = needs_replays
 GAME_END = 0x39  # the GameEnd event's command byte
-_RAW = b"{U\x03raw[$U#l"  # a .slp opens with the UBJSON key "raw" and its byte count
 
 
 def without_game_end(data: bytes) -> bytes:
     """A .slp's bytes with every GameEnd event removed from its event stream."""
-    assert data.startswith(_RAW), "not a .slp file"
-    (n,) = struct.unpack(">I", data[len(_RAW) : len(_RAW) + 4])
-    start = len(_RAW) + 4
+    assert data.startswith(SLP_HEADER), "not a .slp file"
+    (n,) = struct.unpack(">I", data[len(SLP_HEADER) : len(SLP_HEADER) + 4])
+    start = len(SLP_HEADER) + 4
     raw = data[start : start + n]
     assert raw[0] == 0x35  # Event Payloads: the size of every other event
     sizes = {0x35: raw[1]}
@@ -40,7 +40,7 @@ def without_game_end(data: bytes) -> bytes:
         if raw[i] != GAME_END:
             kept += raw[i : i + size]
         i += size
-    return data[: len(_RAW)] + struct.pack(">I", len(kept)) + bytes(kept) + data[start + n :]
+    return data[: len(SLP_HEADER)] + struct.pack(">I", len(kept)) + bytes(kept) + data[start + n :]
 
 
 @pytest.fixture(scope="module")
