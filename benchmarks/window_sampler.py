@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     # Every batch's starts: ours and in_memory draw them from their own seeded generators, the
     # baseline is handed the same draws. The first batch is the check
     # (and the warm-up) below; round r then uses batches 1 + r * n .. (r + 1) * n.
-    starts = draws(ours.starts, args.seed, B, 1 + n * args.repeat)
+    starts = draws(ours.starts_of(np.arange(len(ours))), args.seed, B, 1 + n * args.repeat)
 
     check_same(ours.sample(B), baseline_batch(loaded, starts[0], W), "the baseline")
     check_same(in_memory.sample(B), baseline_batch(loaded, starts[0], W), "mmap=False")

@@ -44,7 +44,7 @@ import pandas as pd
 
 from mmlib.atomic import write_json
 from mmlib.config import stage_params
-from mmlib.features import build, controller, dataset, report
+from mmlib.features import controller, dataset, report
 from mmlib.features.schema import load_schema
 
 plt.rcParams["figure.dpi"] = 80
@@ -66,12 +66,12 @@ print(f"numeric columns from the audit: {', '.join(schema.numeric)}")
 pd.DataFrame(
     {
         c: {
-            "train games": len(d.split["train_md5s"]),
-            "val games": len(d.split["val_md5s"]),
-            "train perspectives": len(d.train),
-            "val perspectives": len(d.val),
+            "train games": len(f.data.split["train_md5s"]),
+            "val games": len(f.data.split["val_md5s"]),
+            "train perspectives": len(f.data.train),
+            "val perspectives": len(f.data.val),
         }
-        for c, (d, _, _) in fitted.items()
+        for c, f in fitted.items()
     }
 ).T
 
@@ -82,7 +82,7 @@ pd.DataFrame(
 # `log_max` for hitstun (SPEC 3.5).
 
 # %%
-pd.DataFrame({c: n.mimic_norm["features"] for c, (_, n, _) in fitted.items()}).map(
+pd.DataFrame({c: f.norm.mimic_norm["features"] for c, f in fitted.items()}).map(
     lambda s: (
         ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else str(v) for k, v in s.items())
         if isinstance(s, dict)
@@ -93,13 +93,13 @@ pd.DataFrame({c: n.mimic_norm["features"] for c, (_, n, _) in fitted.items()}).m
 # %% [markdown]
 # ## Before and after, all characters' training frames
 # Each character's frames go through its own transforms; the histograms pool them. Counts are
-# log-scaled: most features sit at 0 most of the time (no hitstun, no knockback).
+# log-scaled: most features sit at 0 most of the time (no hitstun, no knockback). The statistics
+# above come from every training frame in one streaming pass; these pictures, from a seeded
+# sample of at most `features.sample_frames` frames per character (here every frame).
 
 # %%
-raws = {c: f.raws for c, f in fitted.items()}
-pairs = [report.numeric_before_after(raws[c], schema, n) for c, (_, n, _) in fitted.items()]
-before = np.concatenate([b for b, _ in pairs])
-after = np.concatenate([a for _, a in pairs])
+before = np.concatenate([f.before for f in fitted.values()])
+after = np.concatenate([report.after_transforms(f.before, schema, f.norm) for f in fitted.values()])
 fig = plt.figure(figsize=(10, 1.3 * len(schema.numeric)), layout="constrained")
 report.plot_transforms(before, after, schema, next(iter(fitted.values())).norm, fig)
 fig.savefig(reports / "transforms.png", metadata={"Software": None})
@@ -124,15 +124,7 @@ summary
 # that always predicts these shares is the honest yardstick for the BC losses (issue 4).
 
 # %%
-shares = {
-    c: report.class_shares(
-        {
-            head: np.concatenate([build.controller_classes(r)[head] for r in raws[c]])
-            for head in ("main", "c", "button", "shoulder")
-        }
-    )
-    for c in fitted
-}
+shares = {c: report.class_shares(f.classes) for c, f in fitted.items()}
 fig = plt.figure(figsize=(12, 7), layout="constrained")
 report.plot_class_shares(shares, fig)
 fig.savefig(reports / "controller_classes.png", metadata={"Software": None})
@@ -155,16 +147,16 @@ def entropy(p: np.ndarray) -> float:
 
 metrics = {
     c: {
-        "train_games": len(d.split["train_md5s"]),
-        "val_games": len(d.split["val_md5s"]),
-        "train_frames": int(sum(len(r["frame"]) for r in raws[c])),
+        "train_games": len(f.data.split["train_md5s"]),
+        "val_games": len(f.data.split["val_md5s"]),
+        "train_frames": f.frames,
         "button_shares": dict(
             zip(controller.BUTTON_CLASSES, np.round(shares[c]["button"], 4).tolist(), strict=True)
         ),
         "neutral_main_share": round(float(shares[c]["main"][0]), 4),
         "class_frequency_entropy": {h: round(entropy(s), 4) for h, s in shares[c].items()},
     }
-    for c, (d, _, _) in fitted.items()
+    for c, f in fitted.items()
 }
 write_json(reports / "metrics.json", metrics)
 pd.DataFrame(metrics).T[["train_games", "val_games", "train_frames", "neutral_main_share"]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from mmlib.config import stage_params
 from mmlib.data.ids import PORTS
 from mmlib.data.store import read_games
 from mmlib.errors import UsageError
-from mmlib.features import build, controller, dataset, shards
+from mmlib.features import build, controller, dataset, shards, transforms
 from mmlib.features.sampler import ARRAYS, WindowSampler
 from mmlib.features.schema import load_schema
 from mmlib.features.split import Perspective, perspectives, split_md5s
@@ -147,7 +148,7 @@ def test_leak_rate_low_with_v2_alignment_and_tens_of_percent_when_leaked(built, 
 
 def test_row_i_holds_frame_i_input_and_frame_i_plus_1_controller(built, ingested):
     m = manifest(built, "falco")
-    data, norm, _ = built["fitted"]["falco"]
+    data, norm = built["fitted"]["falco"].data, built["fitted"]["falco"].norm
     view = data.train[0]
     assert (m["train"]["games"][0]["md5"], m["train"]["games"][0]["self_port"]) == (
         view.md5,
@@ -198,7 +199,7 @@ def test_every_target_is_the_next_rows_controller_input(built, character, split)
 
 
 def test_features_are_finite_on_every_perspective_of_every_two_player_game(built, ingested, games):
-    _, norm, _ = built["fitted"]["falco"]
+    norm = built["fitted"]["falco"].norm
     schema = built["schema"]
     seen = recorded_nan = 0
     for row in games.values():
@@ -258,8 +259,77 @@ def test_split_is_disjoint_complete_and_recorded(built, ingested, character):
     assert (split["train_md5s"], split["val_md5s"]) == split_md5s(
         [v.md5 for v in views], settings["val_frac"], settings["seed"]
     )
-    data, _, _ = built["fitted"][character]  # the norm was fitted on the same training games
+    data = built["fitted"][character].data  # the norm was fitted on the same training games
     assert data.split == split
+
+
+# --- streaming: one perspective at a time, any number of workers --------------------------------
+
+
+@pytest.mark.parametrize("character", CHARS)
+def test_streamed_shards_equal_an_in_memory_build(built, ingested, character):
+    """The files, filled perspective by perspective at their offsets, hold exactly what one
+    concatenation of every perspective's rows holds (the layout before streaming)."""
+    fit = built["fitted"][character]
+    for split in SPLITS:
+        views = getattr(fit.data, split)
+        raws = [dataset.perspective_raw(ingested, v) for v in views]
+        parts = [shards.perspective_rows(r, built["schema"], fit.norm, 1) for r in raws]
+        a = load_split(built["out"] / character / split)
+        for name in ARRAYS:
+            assert np.array_equal(a[name], np.concatenate([p[name] for p in parts])), name
+        lengths = [len(p["ints"]) for p in parts]
+        assert np.array_equal(a["offsets"], np.concatenate([[0], np.cumsum(lengths)]))
+
+
+def test_norm_and_shards_are_the_same_bytes_for_one_worker(built, ingested, tmp_path):
+    settings = built["settings"] | {"workers": 1}
+    assert built["settings"]["workers"] == 2  # the module's build used a pool of two
+    dataset.fit_characters(ingested, ["falco"], built["schema"], settings, tmp_path / "norm")
+    shards.build_all(ingested, tmp_path / "norm", AUDIT, tmp_path / "out", ["falco"], settings)
+    for ours, theirs in ((tmp_path / "norm", built["norm_dir"]), (tmp_path / "out", built["out"])):
+        files = sorted(p.relative_to(ours) for p in (ours / "falco").rglob("*") if p.is_file())
+        assert len(files) >= 5
+        for f in files:
+            assert (ours / f).read_bytes() == (theirs / f).read_bytes(), f
+
+
+def test_streaming_norm_equals_one_fit_on_the_pooled_frames(built, ingested):
+    """Per-perspective moments merged = the statistics of every training frame at once:
+    min and max exactly, mean and standard deviation to float64 rounding."""
+    schema = built["schema"]
+    for character in CHARS:
+        fit = built["fitted"][character]
+        pooled = np.concatenate(
+            [
+                build.numeric_values(dataset.perspective_raw(ingested, v), p, schema)
+                for v in fit.data.train
+                for p in ("self_", "opp_")
+            ]
+        )
+        assert len(fit.data.train) >= 2  # else there is nothing to merge
+        one_pass = transforms.fit_mimic_norm(dict(zip(schema.numeric, pooled.T, strict=True)))
+        for name, spec in one_pass["features"].items():
+            ours = fit.norm.mimic_norm["features"][name]
+            assert ours.keys() == spec.keys()
+            for key, value in spec.items():
+                if key in ("min", "max") or not isinstance(value, float):
+                    assert ours[key] == value, (character, name, key)
+                else:
+                    assert ours[key] == pytest.approx(value, rel=1e-12, abs=1e-12), (name, key)
+        assert fit.frames == len(pooled) // 2
+        assert np.array_equal(fit.before, pooled, equal_nan=True)  # under the cap: every frame
+
+
+def test_the_plotted_sample_is_seeded_and_bounded():
+    views = [Perspective(str(i), 1, 2, 31, (3, 18, 0)) for i in range(50)]
+    frames = [1000 + 37 * i for i in range(50)]
+    assert dataset.plotted_sample(views, frames, sum(frames), 0) == set(range(50))
+    chosen = dataset.plotted_sample(views, frames, 10_000, 0)
+    assert chosen == dataset.plotted_sample(views, frames, 10_000, 0)
+    assert chosen != dataset.plotted_sample(views, frames, 10_000, 1)
+    assert 0 < sum(frames[i] for i in chosen) <= 10_000 and len(chosen) >= 5
+    assert len(dataset.plotted_sample(views, frames, 10, 0)) == 1  # at least one perspective
 
 
 # --- the manifest against the arrays -------------------------------------------------------------
@@ -432,6 +502,17 @@ def test_sampler_without_a_long_enough_game_raises(tmp_path, marked_split):
     WindowSampler(marked_split, longest)
     with pytest.raises(ValueError):
         WindowSampler(marked_split, longest + 1)
+
+
+def test_sampler_finds_starts_from_counts_as_a_list_of_every_start_would(tmp_path):
+    window, lengths = 20, [5, 50, 200, 20, 19, 1000]  # two games too short for a window
+    offsets = write_split(tmp_path / "split", lengths)
+    every = np.concatenate([np.arange(a, b - window + 1) for a, b in pairwise(offsets)])
+    sampler = WindowSampler(tmp_path / "split", window, seed=4)
+    assert np.array_equal(sampler.starts_of(np.arange(len(sampler))), every)
+    rng = np.random.default_rng(4)  # the draws of the sampler before it stopped listing starts
+    for _ in range(3):
+        assert np.array_equal(window_starts(sampler.sample(64)), rng.choice(every, 64))
 
 
 def test_sampler_starts_are_uniform_over_valid_starts(tmp_path):

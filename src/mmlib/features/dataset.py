@@ -15,8 +15,10 @@ from mmlib.atomic import write_json
 from mmlib.data.store import read_frames, read_games
 from mmlib.errors import UsageError
 from mmlib.features import build, controller, raw, transforms
+from mmlib.features.moments import Moments, merge_all
 from mmlib.features.schema import FeatureSchema
 from mmlib.features.split import Perspective, perspectives, split_md5s
+from mmlib.parallel import ordered_map
 
 NORM_FILES = (
     "mimic_norm.json",
@@ -25,6 +27,12 @@ NORM_FILES = (
     "stick_clusters.json",
     "controller_combos.json",
 )
+N_CLASSES = {
+    "main": controller.N_MAIN,
+    "c": controller.N_C,
+    "button": controller.N_BUTTON,
+    "shoulder": controller.N_SHOULDER,
+}
 
 
 @dataclass(frozen=True)
@@ -67,20 +75,50 @@ def perspective_raw(ingest_dir: Path, view: Perspective) -> dict[str, np.ndarray
     return raw.from_table(frames, view.version, view.stage_id, view.self_port, view.opp_port)
 
 
-def fit_norm(raws: list[dict[str, np.ndarray]], schema: FeatureSchema) -> build.Norm:
+class Summary(NamedTuple):
+    """What the norm stage needs of one perspective, so that no stage holds a character's frames."""
+
+    moments: dict[str, Moments]  # per numeric column, both players' values
+    classes: dict[str, np.ndarray]  # the self player's frames per class, per head
+    frames: int
+    before: np.ndarray | None  # both players' numeric values (2T, C), if in the plotted sample
+
+
+def summarise(job: tuple[Path, Perspective, FeatureSchema, bool]) -> Summary:
+    """One perspective's `Summary` (a process-pool job: ingest_dir, view, schema, keep values)."""
+    ingest_dir, view, schema, keep = job
+    raw = perspective_raw(ingest_dir, view)
+    before = np.concatenate([build.numeric_values(raw, p, schema) for p in ("self_", "opp_")])
+    moments = {name: Moments.of(name, before[:, i]) for i, name in enumerate(schema.numeric)}
+    classes = {
+        head: np.bincount(values, minlength=N_CLASSES[head])
+        for head, values in build.controller_classes(raw).items()
+    }
+    return Summary(moments, classes, len(raw["frame"]), before if keep else None)
+
+
+def fit_norm(summaries: list[Summary], schema: FeatureSchema) -> build.Norm:
     """Fit the transforms on un-normalised features, both players of every frame pooled, so
     `self_` and `opp_` statistics are the same (as published). Missing values are left out."""
-    values: dict[str, list[np.ndarray]] = {name: [] for name in schema.numeric}
-    for r in raws:
-        for p in ("self_", "opp_"):
-            numeric = build.numeric_values(r, p, schema)
-            for i, name in enumerate(schema.numeric):
-                values[name].append(numeric[~np.isnan(numeric[:, i]), i])
-    pooled = {name: np.concatenate(v) if v else np.zeros(0) for name, v in values.items()}
+    pooled = {name: merge_all([s.moments[name] for s in summaries]) for name in schema.numeric}
     mimic_norm = transforms.fit_mimic_norm(pooled)
     stats = transforms.fit_norm_stats(pooled)
     norm_stats = {f"{p}{name}": stats[name] for p in ("self_", "opp_") for name in stats}
     return build.Norm(mimic_norm, norm_stats)
+
+
+def plotted_sample(views: list[Perspective], frames: list[int], cap: int, seed: int) -> set[int]:
+    """Indices of the perspectives whose values the norm report plots: all of them when they
+    hold at most `cap` frames, else a seeded draw that stays under it (at least one)."""
+    if sum(frames) <= cap:
+        return set(range(len(views)))
+    chosen, total = set(), 0
+    for i in np.random.default_rng(seed).permutation(len(views)):
+        if chosen and total + frames[i] > cap:
+            continue
+        chosen.add(int(i))
+        total += frames[i]
+    return chosen
 
 
 def metadata_files(norm: build.Norm, train: list[Perspective]) -> dict[str, dict]:
@@ -117,19 +155,44 @@ def read_norm(directory: Path) -> build.Norm:
 class Fitted(NamedTuple):
     data: CharacterData
     norm: build.Norm
-    raws: list[dict[str, np.ndarray]]  # the training perspectives' raw columns, read once
+    classes: dict[str, np.ndarray]  # the training frames per controller class, per head
+    frames: int  # training frames (perspectives' playable frames)
+    before: np.ndarray  # a bounded sample's numeric values (N, C), NaN where not recorded
 
 
 def fit_characters(
     ingest_dir: Path, characters: list[str], schema: FeatureSchema, settings: dict, out_dir: Path
 ) -> dict[str, Fitted]:
     """The norm stage: per character, fit on its training perspectives only and write the five
-    metadata files to `<out_dir>/<character>/`."""
+    metadata files to `<out_dir>/<character>/`. Perspectives are read one at a time, over
+    `settings["workers"]` processes; the files are the same for any worker count."""
+    from tqdm.auto import tqdm
+
     fitted = {}
     for character in characters:
         data = character_data(ingest_dir, character, settings)
-        raws = [perspective_raw(ingest_dir, v) for v in data.train]
-        norm = fit_norm(raws, schema)
+        lengths = playable_frames(ingest_dir, data.train)
+        keep = plotted_sample(data.train, lengths, settings["sample_frames"], settings["seed"])
+        jobs = [(Path(ingest_dir), v, schema, i in keep) for i, v in enumerate(data.train)]
+        summaries = list(
+            tqdm(
+                ordered_map(summarise, jobs, settings.get("workers", 1)),
+                total=len(jobs),
+                desc=f"norm {character}",
+                unit="perspective",
+            )
+        )
+        norm = fit_norm(summaries, schema)
         write_metadata(out_dir / character, metadata_files(norm, data.train))
-        fitted[character] = Fitted(data, norm, raws)
+        classes = {h: sum(s.classes[h] for s in summaries) for h in N_CLASSES}
+        before = [s.before for s in summaries if s.before is not None]
+        frames = sum(s.frames for s in summaries)
+        fitted[character] = Fitted(data, norm, classes, frames, np.concatenate(before))
     return fitted
+
+
+def playable_frames(ingest_dir: Path, views: list[Perspective]) -> list[int]:
+    """Each perspective's playable frames (its rows before alignment), from the games table."""
+    games = read_games(ingest_dir)
+    count = dict(zip(games["md5"].to_pylist(), games["playable_frames"].to_pylist(), strict=True))
+    return [count[v.md5] for v in views]

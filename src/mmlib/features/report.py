@@ -8,18 +8,11 @@ from mmlib.features import build, controller, transforms
 from mmlib.features.schema import FeatureSchema
 
 
-def numeric_before_after(
-    raws: list[dict[str, np.ndarray]], schema: FeatureSchema, norm: build.Norm
-) -> tuple[np.ndarray, np.ndarray]:
-    """Both players' numeric columns of every frame, (N, C) before (NaN where not recorded)
-    and after the fitted transforms (what the model sees)."""
-    before = np.concatenate(
-        [build.numeric_values(r, p, schema) for r in raws for p in ("self_", "opp_")]
-    )
-    after = transforms.normalize_columns(
+def after_transforms(before: np.ndarray, schema: FeatureSchema, norm: build.Norm) -> np.ndarray:
+    """Numeric values (N, C) as the model sees them: missing ones as 0, then the transforms."""
+    return transforms.normalize_columns(
         np.nan_to_num(before), list(schema.numeric), norm.mimic_norm, norm.norm_stats
     )
-    return before, after
 
 
 def plot_transforms(before: np.ndarray, after: np.ndarray, schema: FeatureSchema, norm, fig):
@@ -40,18 +33,9 @@ def plot_transforms(before: np.ndarray, after: np.ndarray, schema: FeatureSchema
     axes[0, 1].set_title("transformed", loc="left")
 
 
-def class_shares(classes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Share of frames in each class, per head."""
-    sizes = {
-        "main": controller.N_MAIN,
-        "c": controller.N_C,
-        "button": controller.N_BUTTON,
-        "shoulder": controller.N_SHOULDER,
-    }
-    return {
-        head: np.bincount(classes[head], minlength=n) / max(len(classes[head]), 1)
-        for head, n in sizes.items()
-    }
+def class_shares(counts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Share of frames in each class, per head, from the frames per class."""
+    return {head: c / max(int(c.sum()), 1) for head, c in counts.items()}
 
 
 def plot_class_shares(shares: dict[str, dict[str, np.ndarray]], fig) -> None:

@@ -15,18 +15,25 @@ Layout of `<out>/<character>/`:
         targets_raw.npy (N, 5) float32  next controller: main x, y, c x, y, shoulder
         offsets.npy  (G + 1,) int64  the first row of each game; the last is N
     the five metadata JSONs of the norm stage (the published per-character data layout)
+
+Each split's files are allocated at their final size (rows are known from the games table) and
+filled one perspective at a time, over `workers` processes, each at its game's offset: memory
+is one perspective per worker, and the bytes are the same for any worker count.
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from mmlib.atomic import write_json
 from mmlib.features import build, controller, dataset
 from mmlib.features.schema import FeatureSchema
+from mmlib.features.split import Perspective
+from mmlib.parallel import ordered_map
 
 TARGET_COLUMNS = ("shoulder", "c", "main", "button")  # the order the model's heads predict in
 TARGET_RAW_COLUMNS = ("main_x", "main_y", "c_x", "c_y", "shoulder")
@@ -53,29 +60,92 @@ def perspective_rows(
     }
 
 
-def _empty_rows(schema: FeatureSchema) -> dict[str, np.ndarray]:
-    width = len(build.float_columns(schema))
+def row_layout(schema: FeatureSchema) -> dict[str, tuple[int, np.dtype]]:
+    """Each shard array's width and dtype (every array has one row per aligned frame)."""
     return {
-        "ints": np.zeros((0, len(build.INT_COLUMNS)), np.int16),
-        "floats": np.zeros((0, width), np.float32),
-        "targets": np.zeros((0, len(TARGET_COLUMNS)), np.int16),
-        "targets_raw": np.zeros((0, len(TARGET_RAW_COLUMNS)), np.float32),
+        "ints": (len(build.INT_COLUMNS), np.dtype(np.int16)),
+        "floats": (len(build.float_columns(schema)), np.dtype(np.float32)),
+        "targets": (len(TARGET_COLUMNS), np.dtype(np.int16)),
+        "targets_raw": (len(TARGET_RAW_COLUMNS), np.dtype(np.float32)),
     }
+
+
+def _empty_rows(schema: FeatureSchema) -> dict[str, np.ndarray]:
+    return {name: np.zeros((0, w), dt) for name, (w, dt) in row_layout(schema).items()}
+
+
+def _jump_onsets(targets: np.ndarray, ints: np.ndarray) -> tuple[int, int]:
+    """One game's target JUMP onsets, and those whose input already shows the jump squat."""
+    b = targets[:, TARGET_COLUMNS.index("button")]
+    a = ints[:, build.INT_COLUMNS.index("self_action")]
+    onset = (b[1:] == controller.BTN_JUMP) & (b[:-1] != controller.BTN_JUMP)
+    return int(onset.sum()), int((onset & (a[1:] == KNEE_BEND)).sum())
+
+
+def _leak(counts: list[tuple[int, int]]) -> dict:
+    onsets, leaked = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    return {"onsets": onsets, "leaked": leaked, "rate": leaked / onsets if onsets else 0.0}
 
 
 def jump_onset_leak(targets: np.ndarray, ints: np.ndarray, offsets: np.ndarray) -> dict:
     """SPEC 3.9, per game: target JUMP onsets (JUMP now, not JUMP on the row before) whose
     input already shows the jump squat (KNEE_BEND). A correct alignment leaves a few percent
     (double jumps pressed while a new squat starts); the leaked one, most onsets."""
-    button = targets[:, TARGET_COLUMNS.index("button")]
-    action = ints[:, build.INT_COLUMNS.index("self_action")]
-    onsets = leaked = 0
-    for start, end in zip(offsets[:-1], offsets[1:], strict=True):
-        b, a = button[start:end], action[start:end]
-        onset = (b[1:] == controller.BTN_JUMP) & (b[:-1] != controller.BTN_JUMP)
-        onsets += int(onset.sum())
-        leaked += int((onset & (a[1:] == KNEE_BEND)).sum())
-    return {"onsets": onsets, "leaked": leaked, "rate": leaked / onsets if onsets else 0.0}
+    games = zip(offsets[:-1], offsets[1:], strict=True)
+    return _leak([_jump_onsets(targets[a:b], ints[a:b]) for a, b in games])
+
+
+def allocate(split_dir: Path, schema: FeatureSchema, rows: int) -> None:
+    """The split's shard files at their final size (sparse until written), in `.npy` format."""
+    split_dir.mkdir(parents=True)
+    for name, (width, dtype) in row_layout(schema).items():
+        if rows == 0:  # a memory map cannot be empty
+            np.save(split_dir / f"{name}.npy", np.zeros((0, width), dtype))
+        else:
+            sized = np.lib.format.open_memmap(split_dir / f"{name}.npy", "w+", dtype, (rows, width))
+            del sized  # the header and a sparse body: rows are written by write_rows
+
+
+def write_rows(path: Path, first_row: int, values: np.ndarray) -> None:
+    """Write `values` as rows first_row.. of an allocated `.npy` file, in place. Plain file
+    writes, not a memory map: written pages then do not count in the writer's memory."""
+    with open(path, "r+b") as f:
+        if np.lib.format.read_magic(f) == (1, 0):
+            np.lib.format.read_array_header_1_0(f)
+        else:
+            np.lib.format.read_array_header_2_0(f)
+        f.seek(f.tell() + first_row * values[0].nbytes)
+        f.write(np.ascontiguousarray(values).tobytes())
+
+
+class _Job(NamedTuple):
+    ingest_dir: Path
+    view: Perspective
+    schema: FeatureSchema
+    norm: build.Norm
+    target_shift: int
+    split_dir: Path
+    first_row: int
+    rows: int
+    label: str  # "<character> <split>", for errors
+
+
+def write_perspective(job: _Job) -> tuple[int, int]:
+    """One perspective's rows into the split's files at its offset (a process-pool job);
+    returns its JUMP-onset counts."""
+    raw_cols = dataset.perspective_raw(job.ingest_dir, job.view)
+    rows = perspective_rows(raw_cols, job.schema, job.norm, job.target_shift)
+    if len(rows["ints"]) != job.rows:
+        raise ValueError(
+            f"{job.label} {job.view.md5}: {len(rows['ints'])} rows, the games table says "
+            f"{job.rows}; re-run the ingest"
+        )
+    for name, values in rows.items():
+        if not np.isfinite(values).all():
+            raise ValueError(f"{job.label}: non-finite values in {name} ({job.view.md5})")
+        if len(values):
+            write_rows(job.split_dir / f"{name}.npy", job.first_row, values)
+    return _jump_onsets(rows["targets"], rows["ints"])
 
 
 def build_character(
@@ -108,21 +178,15 @@ def build_character(
     }
     for split in SPLITS:
         views = getattr(data, split)
-        parts = [
-            perspective_rows(dataset.perspective_raw(ingest_dir, v), schema, norm, target_shift)
-            for v in views
-        ]
-        lengths = [len(p["ints"]) for p in parts]
+        lengths = [n - target_shift for n in dataset.playable_frames(ingest_dir, views)]
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
-        if not parts:  # a character with one game has no validation rows: empty arrays
-            arrays = _empty_rows(schema)
-        for name, values in arrays.items():
-            if not np.isfinite(values).all():
-                raise ValueError(f"{character} {split}: non-finite values in {name}")
-        (tmp / split).mkdir(parents=True)
-        for name, values in arrays.items():
-            np.save(tmp / split / f"{name}.npy", values)
+        allocate(tmp / split, schema, int(offsets[-1]))
+        jobs = [
+            _Job(Path(ingest_dir), v, schema, norm, target_shift, tmp / split, int(first), n,
+                 f"{character} {split}")
+            for v, first, n in zip(views, offsets[:-1], lengths, strict=True)
+        ]  # fmt: skip
+        onsets = list(ordered_map(write_perspective, jobs, settings.get("workers", 1)))
         np.save(tmp / split / "offsets.npy", offsets)
         manifest[split] = {
             "games": [
@@ -132,9 +196,7 @@ def build_character(
             "rows": int(offsets[-1]),
         }
         if split == "train":
-            manifest["jump_onset_leak"] = jump_onset_leak(
-                arrays["targets"], arrays["ints"], offsets
-            )
+            manifest["jump_onset_leak"] = _leak(onsets)
     for name in dataset.NORM_FILES:
         shutil.copyfile(norm_dir / character / name, tmp / name)
     write_json(tmp / "manifest.json", manifest)

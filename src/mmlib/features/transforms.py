@@ -34,6 +34,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from mmlib.features.moments import Moments
+
 TRANSFORMS = (
     "standardize",
     "normalize",
@@ -176,20 +178,17 @@ def inverse(y: np.ndarray, spec: Mapping) -> np.ndarray:
 # --- fitting ------------------------------------------------------------------------------------
 
 
-def _observed(name: str, v: np.ndarray) -> np.ndarray | None:
-    """The non-NaN values of one column as float64 (None if there are none); inf is an error."""
-    v = np.asarray(v, dtype=np.float64).ravel()
-    v = v[~np.isnan(v)]
-    if np.isinf(v).any():
-        raise ValueError(f"column {name!r} holds infinite values; cannot fit its statistics")
-    return v if v.size else None
+def _observed(name: str, v: np.ndarray | Moments) -> Moments | None:
+    """A column's moments (its non-NaN values), None if there are none; inf is an error."""
+    m = v if isinstance(v, Moments) else Moments.of(name, v)
+    return m if m.count else None
 
 
-def _mean_std(v: np.ndarray) -> tuple[float, float]:
-    return float(v.mean()), max(float(v.std()), STD_FLOOR)  # population std, floored
+def _mean_std(m: Moments) -> tuple[float, float]:
+    return m.mean, max(m.std, STD_FLOOR)  # population std, floored
 
 
-def fit_mimic_norm(values: Mapping[str, np.ndarray]) -> dict:
+def fit_mimic_norm(values: Mapping[str, np.ndarray | Moments]) -> dict:
     """Fit a `mimic_norm.json` (SPEC 3.6) from raw values of the 13 numeric columns.
 
     Data-derived entries (pos_x, pos_y, percent, stock, jumps_left, shield_strength) carry
@@ -200,8 +199,8 @@ def fit_mimic_norm(values: Mapping[str, np.ndarray]) -> dict:
     Values are plain Python floats, unrounded.
 
     Args:
-        values: {suffix: raw values of any shape} (feed both perspectives' values to match the
-            published files, whose self/opp stats are equal).
+        values: {suffix: raw values of any shape, or their `Moments`} (feed both perspectives'
+            values to match the published files, whose self/opp stats are equal).
     Returns:
         `{"features": {suffix: spec}}`, numeric columns in SPEC 3.2 order, then the flags.
     Raises:
@@ -217,17 +216,18 @@ def fit_mimic_norm(values: Mapping[str, np.ndarray]) -> dict:
         spec = dict(template)
         if spec["transform"] in DATA_DERIVED:
             mean, std = _mean_std(v)
-            spec.update(min=float(v.min()), max=float(v.max()), mean=mean, std=std)
+            spec.update(min=v.min, max=v.max, mean=mean, std=std)
         features[suffix] = spec
     for flag in FLAG_ENTRIES:
         features[flag] = dict(FLAG_SPEC)
     return {"features": features}
 
 
-def fit_norm_stats(values: Mapping[str, np.ndarray]) -> dict[str, list[float]]:
+def fit_norm_stats(values: Mapping[str, np.ndarray | Moments]) -> dict[str, list[float]]:
     """Fit a `norm_stats.json` (SPEC 3.6): `{column: [mean, std]}`, std = max(pop. std, 1.0).
 
     NaN values are ignored; an all-NaN column gets no entry. Keys are kept as given, in order.
+    Values may be raw arrays or their `Moments`, as for `fit_mimic_norm`.
     """
     stats: dict[str, list[float]] = {}
     for name, raw in values.items():
