@@ -620,3 +620,19 @@ def test_split_keeps_a_game_on_each_side():
     assert len(train) == 1 and len(val) == 1 and set(train + val) == {"a", "b"}
     with pytest.raises(UsageError):
         split_md5s(["a", "b"], 1.0, 0)
+
+
+def test_a_listed_character_without_games_is_skipped_and_said(built, ingested, tmp_path, capsys):
+    settings, schema = built["settings"], built["schema"]
+    fitted = dataset.fit_characters(ingested, ["falco", "mewtwo"], schema, settings, tmp_path)
+    assert list(fitted) == ["falco"] and not (tmp_path / "mewtwo").exists()
+    assert "norm: skipped: no usable 1v1 game" in capsys.readouterr().out
+    metrics = shards.build_all(
+        ingested, tmp_path, AUDIT, tmp_path / "out", ["falco", "mewtwo"], settings
+    )
+    assert list(metrics["characters"]) == ["falco"]
+    assert "mewtwo" in metrics["skipped"]["mewtwo"]
+    with pytest.raises(dataset.NoGames, match="mewtwo"):  # nothing to build at all: an error
+        dataset.fit_characters(ingested, ["mewtwo"], schema, settings, tmp_path / "n")
+    with pytest.raises(UsageError, match="unknown character"):  # a typo is never skipped
+        dataset.fit_characters(ingested, ["falco", "fxo"], schema, settings, tmp_path / "n")

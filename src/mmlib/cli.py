@@ -61,6 +61,23 @@ def _shards(args: argparse.Namespace) -> int:
             f"{m['val_rows']:,} val rows ({m['val_games']} games), "
             f"JUMP-onset leak {leak['rate']:.1%} of {leak['onsets']} onsets"
         )
+    for why in metrics.get("skipped", {}).values():
+        print(f"skipped: {why}")
+    return 0
+
+
+def _wm_frames(args: argparse.Namespace) -> int:
+    from mmlib.worldmodel.encoding import EncodingConfig
+    from mmlib.worldmodel.frame_store import SPLITS, build
+
+    settings = stage_params("world_model", args.params)
+    workers = args.workers if args.workers is not None else settings.get("workers", 0)
+    cfg = EncodingConfig(**settings["encoding"])
+    manifest = build(args.ingest, args.output, cfg, settings["val_frac"], settings["split_seed"],
+                     workers, progress=not args.quiet)  # fmt: skip
+    counts = [f"{manifest[s]['frames']:,} {s} frames ({len(manifest[s]['games'])} games)"
+              for s in SPLITS]  # fmt: skip
+    print(f"{', '.join(counts)}, encoding {cfg.version} -> {args.output}")
     return 0
 
 
@@ -226,6 +243,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--params", type=Path, default=Path("params.yaml"), help="`features` section")
     s.add_argument("--character", "-c", action="append", help="only these (default: params)")
     s.set_defaults(run=_shards)
+
+    s = sub.add_parser("wm-frames", help="world-model frames encoded once, memory-mapped")
+    s.add_argument("--ingest", type=Path, default=Path("artifacts/ingest"), help="ingest folder")
+    s.add_argument("--output", "-o", type=Path, default=Path("artifacts/wm_frames"))
+    s.add_argument("--params", type=Path, default=Path("params.yaml"), help="`world_model`")
+    s.add_argument("--workers", "-j", type=int, help="worker processes (default: params; 0: all)")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    s.set_defaults(run=_wm_frames)
 
     s = sub.add_parser(
         "train", help="train one character's BC policy (works under torchrun for several GPUs)"

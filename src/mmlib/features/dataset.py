@@ -17,7 +17,7 @@ from mmlib.errors import UsageError
 from mmlib.features import build, controller, raw, transforms
 from mmlib.features.moments import Moments, merge_all
 from mmlib.features.schema import FeatureSchema
-from mmlib.features.split import Perspective, perspectives, split_md5s
+from mmlib.features.split import Perspective, character_slug, perspectives, split_md5s
 from mmlib.parallel import ordered_map
 
 NORM_FILES = (
@@ -33,6 +33,28 @@ N_CLASSES = {
     "button": controller.N_BUTTON,
     "shoulder": controller.N_SHOULDER,
 }
+
+
+class NoGames(UsageError):
+    """A listed character has no usable game in this ingest."""
+
+
+def with_games(
+    ingest_dir: Path, characters: list[str], settings: dict
+) -> tuple[dict[str, CharacterData], dict[str, str]]:
+    """Each listed character's data, and the ones without a usable game (name -> why), which
+    the stages skip: a profile lists the characters a large set has, a small one may lack some.
+    When none of them has a game, that is the user's mistake: NoGames."""
+    found, skipped = {}, {}
+    for character in characters:
+        character_slug(character)  # a misspelt name is an error, not a character without games
+        try:
+            found[character] = character_data(ingest_dir, character, settings)
+        except NoGames as e:
+            skipped[character] = str(e)
+    if not found and skipped:
+        raise NoGames(next(iter(skipped.values())))
+    return found, skipped
 
 
 @dataclass(frozen=True)
@@ -61,7 +83,7 @@ def character_data(ingest_dir: Path, character: str, settings: dict) -> Characte
     games = read_games(ingest_dir)
     views = perspectives(games, character, settings.get("include_cpu", False))
     if len(views) == 0:
-        raise UsageError(f"no usable 1v1 game in {ingest_dir} has {character} as a player")
+        raise NoGames(f"no usable 1v1 game in {ingest_dir} has {character} as a player")
     train_md5, _ = split_md5s([p.md5 for p in views], settings["val_frac"], settings["seed"])
     in_train = set(train_md5)
     train = [p for p in views if p.md5 in in_train]
@@ -168,9 +190,11 @@ def fit_characters(
     `settings["workers"]` processes; the files are the same for any worker count."""
     from tqdm.auto import tqdm
 
+    found, skipped = with_games(ingest_dir, characters, settings)
+    for why in skipped.values():
+        print(f"norm: skipped: {why}")
     fitted = {}
-    for character in characters:
-        data = character_data(ingest_dir, character, settings)
+    for character, data in found.items():
         lengths = playable_frames(ingest_dir, data.train)
         keep = plotted_sample(data.train, lengths, settings["sample_frames"], settings["seed"])
         jobs = [(Path(ingest_dir), v, schema, i in keep) for i, v in enumerate(data.train)]

@@ -228,20 +228,20 @@ def build_all(
     from mmlib.features.schema import load_schema
     from mmlib.features.split import character_slug
 
-    data = {}
     for name in characters:  # every user mistake is reported before any work starts
         character_slug(name)
+    data, skipped = dataset.with_games(ingest_dir, characters, settings)
+    for name in data:
         dataset.read_norm(norm_dir / name)
-        data[name] = dataset.character_data(ingest_dir, name, settings)
     schema = load_schema(audit_json)
     out_dir.mkdir(parents=True, exist_ok=True)
     per_character = {
-        name: build_character(
-            ingest_dir, norm_dir, out_dir, name, schema, settings, data=data[name]
-        )
-        for name in tqdm(characters, desc="shards", unit="character")
+        name: build_character(ingest_dir, norm_dir, out_dir, name, schema, settings, data=d)
+        for name, d in tqdm(data.items(), desc="shards", unit="character")
     }
     metrics = {"characters": per_character, "window": settings["window"]}
+    if skipped:  # characters the profile lists that have no usable game here
+        metrics["skipped"] = skipped
     if metrics_path is not None:
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
         write_json(metrics_path, metrics)

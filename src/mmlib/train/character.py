@@ -158,7 +158,7 @@ def summarize(
     device = evaluate.default_device()
     val, preds = evaluate.predict(model.to(device), windows, cfg.batch, device)
     targets = evaluate.targets_by_head(windows)
-    train_targets = np.load(data / "train" / "targets.npy")
+    train_targets = np.load(data / "train" / "targets.npy", mmap_mode="r")
     h = result.history
     return {
         "character": character,

@@ -29,6 +29,8 @@ _ONE_HOT = {
     "shoulder": (controller.N_MAIN + controller.N_C + controller.N_BUTTON, controller.N_SHOULDER),
 }
 
+CHUNK_ROWS = 1 << 20
+
 
 def default_device() -> torch.device:
     """The first GPU when there is one (a full-profile validation set is slow on a CPU)."""
@@ -134,7 +136,10 @@ def frequency_baseline(train_targets: np.ndarray, val: dict[str, np.ndarray]) ->
     frequencies (add-one smoothed), per head and summed: the yardstick a model must beat."""
     out = {}
     for i, name in enumerate(HEAD_NAMES):
-        counts = np.bincount(train_targets[:, i].astype(np.int64), minlength=N_CLASSES[name]) + 1.0
+        counts = np.ones(N_CLASSES[name])
+        for start in range(0, len(train_targets), CHUNK_ROWS):  # a memory map, read in chunks
+            column = train_targets[start : start + CHUNK_ROWS, i].astype(np.int64)
+            counts += np.bincount(column, minlength=N_CLASSES[name])
         logp = np.log(counts / counts.sum())
         out[name] = float(-logp[val[name]].mean())
     out["total"] = sum(out[n] for n in HEAD_NAMES)
