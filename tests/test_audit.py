@@ -4,6 +4,8 @@ sees through their 100 % non-zero share, and the kept schema is read back from a
 from __future__ import annotations
 
 import json
+from hashlib import md5
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -47,7 +49,7 @@ def modern(tmp_path_factory) -> dict:
         "unreadable": rows.unreadable,
         "aligned": rows.aligned,
         "rolled": rows.rolled_back,
-        "audit": A.run_audit(out, REPLAYS / "games"),
+        "audit": A.run_audit(out, REPLAYS / "games", cap=1, seed=0),  # 3 versions: every game
     }
 
 
@@ -101,6 +103,72 @@ def test_verdict_drops_subnormal_values_even_without_an_alias():
     good = {"3.18.0": {**A.figures(physical), "aliased_to": None}}
     assert A.verdict("pos_x", good, recorded)[0] == "keep"
     assert A.verdict("pos_x", good, {"3.18.0": {"recorded": False, "rows": 0}})[0] == "drop"
+
+
+def _games(counts: dict[str, int]) -> pd.DataFrame:
+    """A games table with `n` games of each version, listed in version order (not md5 order)."""
+    rows = [(md5(f"{v}/{i}".encode()).hexdigest(), v) for v, n in counts.items() for i in range(n)]
+    return pd.DataFrame(rows, columns=["md5", "slippi_version"])
+
+
+def test_sample_games_is_seeded_and_capped_per_version():
+    games = _games({"3.7.0": 30, "1.0.0": 12, "3.18.0": 2})
+    sample = A.sample_games(games, cap=5, seed=0)
+    counts = sample["slippi_version"].value_counts().to_dict()
+    assert counts == {"3.7.0": 5, "1.0.0": 5, "3.18.0": 2}
+    assert list(sample.index) == sorted(sample.index)  # rows keep the table's order
+    shuffled = games.sample(frac=1, random_state=1)
+    again = A.sample_games(shuffled, cap=5, seed=0)
+    assert set(again["md5"]) == set(sample["md5"])  # the draw is over md5 order, not row order
+    assert set(A.sample_games(games, cap=5, seed=1)["md5"]) != set(sample["md5"])
+    one_more = pd.concat([games, _games({"9.9.9": 40})], ignore_index=True)
+    kept = A.sample_games(one_more, cap=5, seed=0)
+    assert set(sample["md5"]) <= set(kept["md5"])  # a version's draw ignores the others' games
+    pd.testing.assert_frame_equal(A.sample_games(games, cap=30, seed=0), games)  # under the cap
+    with pytest.raises(UsageError, match="at least 1"):
+        A.sample_games(games, cap=0, seed=0)
+
+
+@needs_replays
+def test_a_cap_of_one_keeps_one_game_per_version_of_the_real_ingest(ingested):
+    games = read_games(ingested).to_pandas()
+    sample = A.sample_games(games, cap=1, seed=0)
+    assert sample["slippi_version"].value_counts().to_dict() == dict.fromkeys(
+        games["slippi_version"].unique(), 1
+    )
+    assert len(games) > len(sample) > 5
+
+
+@needs_replays
+def test_run_audit_reads_only_the_sampled_games(tmp_path, monkeypatch):
+    """Three short Slippi 1.0 replays and one 3.16 with a cap of 2: libmelee, the peppi rows and
+    the ingest-field figures read the two drawn 1.0 games and the 3.16 one, nothing else."""
+    names = ["peppi-joystick_udlr.slp", "peppi-ics.slp", "peppi-buttons_abxy.slp", MODERN[0]]
+    out = tmp_path / "ingest"
+    ingest([REPLAYS / "games" / n for n in names], out, IngestConfig(workers=1), progress=False)
+    read = {"libmelee": set(), "frames": set()}
+
+    def spy(name, real):
+        def wrapped(*args, **kwargs):
+            read[name].add(Path(args[0]).name if name == "libmelee" else args[1])
+            return real(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(audit_rows, "read_libmelee", spy("libmelee", audit_rows.read_libmelee))
+    monkeypatch.setattr(audit_rows, "read_frames", spy("frames", audit_rows.read_frames))
+    monkeypatch.setattr(A, "read_frames", spy("frames", A.read_frames))
+    audit = A.run_audit(out, REPLAYS / "games", cap=2, seed=0)
+    sample = A.sample_games(read_games(out).to_pandas(), cap=2, seed=0)
+    assert audit["n_games"] == len(sample) == 3
+    assert read["frames"] == set(sample["md5"])
+    assert read["libmelee"] == {Path(s).name for s in sample["source"]}
+    assert audit["sample"] == {
+        "cap": 2,
+        "seed": 0,
+        "versions": {"1.0.0": {"games": 3, "audited": 2}, "3.16.0": {"games": 1, "audited": 1}},
+    }
+    assert audit["versions"]["1.0.0"]["games"] == 2
 
 
 # --- the real replays ----------------------------------------------------------------------------

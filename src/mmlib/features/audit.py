@@ -1,7 +1,7 @@
 """The ECB-column audit (SPEC 2): which of the old 22 numeric columns and 5 flags carry information.
 
 Every column is measured on both parse paths, per Slippi version, on the leader rows (Nana aside)
-of every frame:
+of every frame of a seeded sample of games, at most a cap per version (`sample_games`):
 
 - libmelee: `PlayerState` values from its file console (`replay_console.ReplayConsole`), read
   as MIMIC read them (first copy of a rollback frame, reader fallbacks included);
@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from mmlib.data.schema import COLUMNS, Column
 from mmlib.data.store import read_frames, read_games
+from mmlib.errors import UsageError
 from mmlib.features.audit_rows import (
     ALIAS_FIELDS,
     AUDITED,
@@ -212,7 +213,9 @@ def peppi_figures(name: str, rows: pd.DataFrame, version: str) -> dict:
 
 def ingest_field_figures(ingest_dir: Path, games: pd.DataFrame) -> dict[str, dict]:
     """Every ingest column (schema.COLUMNS) per Slippi version on the present rows of all
-    streams: recorded by the version (schema), non-null rows, non-zero share, distinct, min/max."""
+    streams of `games`: recorded by the version (schema), non-null rows, non-zero share,
+    distinct, min/max. A version's games are held in memory together, so `run_audit` passes
+    its sample rather than every ingested game."""
     since = {c.name: ".".join(str(p) for p in c.since) for c in COLUMNS}
     out: dict[str, dict] = {c.name: {"since": since[c.name], "by_version": {}} for c in COLUMNS}
     for version, group in sorted(games.groupby("slippi_version"), key=lambda g: version_key(g[0])):
@@ -330,12 +333,43 @@ def _integer_bits_text(by_version: dict[str, dict]) -> str:
 # --- the whole audit ----------------------------------------------------------------------------
 
 
-def run_audit(ingest_dir: Path, replay_dir: Path) -> dict:
-    """The whole audit: figures and verdicts per column, the kept schema, the ingest fields.
+def sample_games(games: pd.DataFrame, cap: int, seed: int) -> pd.DataFrame:
+    """The games the audit reads: per Slippi version, every game if it has at most `cap`, else
+    `cap` of them drawn with `seed` from the version's games sorted by md5. Rows keep their
+    order in `games`; equal md5 sets give equal samples, whatever the order of `games`."""
+    if cap < 1:
+        raise UsageError(f"audit.games_per_version must be at least 1, not {cap}")
+    keep: list[int] = []
+    rows = games.assign(_row=np.arange(len(games)))  # positions: any index will do
+    for _, group in rows.groupby("slippi_version"):
+        group = group.sort_values("md5")
+        if len(group) > cap:
+            # a generator per version: one version's sample does not depend on the others' games
+            drawn = np.random.default_rng(seed).choice(len(group), size=cap, replace=False)
+            group = group.iloc[np.sort(drawn)]
+        keep.extend(group["_row"])
+    return games.iloc[np.sort(keep)]
+
+
+def sample_counts(games: pd.DataFrame, sample: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per Slippi version (oldest first): the games the ingest has and those audited."""
+    total, audited = games["slippi_version"].value_counts(), sample["slippi_version"].value_counts()
+    return {
+        v: {"games": int(total[v]), "audited": int(audited.get(v, 0))}
+        for v in sorted(total.index, key=version_key)
+    }
+
+
+def run_audit(ingest_dir: Path, replay_dir: Path, *, cap: int, seed: int) -> dict:
+    """The whole audit on a sample of the ingested games (`sample_games`: at most `cap` per
+    Slippi version, drawn with `seed`): figures and verdicts per column, the kept schema, the
+    ingest fields. Every figure, `n_games` and `versions` describe the audited games; `sample`
+    says how many the ingest has.
 
     Deterministic (no timings, no paths of this machine): equal inputs give an equal dict.
     """
-    games = read_games(ingest_dir).to_pandas().sort_values("source", ignore_index=True)
+    ingested = read_games(ingest_dir).to_pandas().sort_values("source", ignore_index=True)
+    games = sample_games(ingested, cap, seed)
     rows = read_rows(ingest_dir, games, replay_dir)
     versions = sorted(games["slippi_version"].unique(), key=version_key)
     columns = {c.name: _audit_column(c, rows, versions) for c in AUDITED}
@@ -360,6 +394,7 @@ def run_audit(ingest_dir: Path, replay_dir: Path) -> dict:
             "rolled_back_frames_left_out": len(rows.rolled_back),
         },
         "rule": RULE,
+        "sample": {"cap": cap, "seed": seed, "versions": sample_counts(ingested, games)},
     }
 
 
