@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mmlib import npy_files
 from mmlib.atomic import write_json
 from mmlib.features import build, controller, dataset
 from mmlib.features.schema import FeatureSchema
@@ -96,26 +97,10 @@ def jump_onset_leak(targets: np.ndarray, ints: np.ndarray, offsets: np.ndarray) 
 
 
 def allocate(split_dir: Path, schema: FeatureSchema, rows: int) -> None:
-    """The split's shard files at their final size (sparse until written), in `.npy` format."""
+    """The split's shard files at their final size, in `.npy` format."""
     split_dir.mkdir(parents=True)
     for name, (width, dtype) in row_layout(schema).items():
-        if rows == 0:  # a memory map cannot be empty
-            np.save(split_dir / f"{name}.npy", np.zeros((0, width), dtype))
-        else:
-            sized = np.lib.format.open_memmap(split_dir / f"{name}.npy", "w+", dtype, (rows, width))
-            del sized  # the header and a sparse body: rows are written by write_rows
-
-
-def write_rows(path: Path, first_row: int, values: np.ndarray) -> None:
-    """Write `values` as rows first_row.. of an allocated `.npy` file, in place. Plain file
-    writes, not a memory map: written pages then do not count in the writer's memory."""
-    with open(path, "r+b") as f:
-        if np.lib.format.read_magic(f) == (1, 0):
-            np.lib.format.read_array_header_1_0(f)
-        else:
-            np.lib.format.read_array_header_2_0(f)
-        f.seek(f.tell() + first_row * values[0].nbytes)
-        f.write(np.ascontiguousarray(values).tobytes())
+        npy_files.allocate(split_dir / f"{name}.npy", dtype, (rows, width))
 
 
 class _Job(NamedTuple):
@@ -143,8 +128,7 @@ def write_perspective(job: _Job) -> tuple[int, int]:
     for name, values in rows.items():
         if not np.isfinite(values).all():
             raise ValueError(f"{job.label}: non-finite values in {name} ({job.view.md5})")
-        if len(values):
-            write_rows(job.split_dir / f"{name}.npy", job.first_row, values)
+        npy_files.write_rows(job.split_dir / f"{name}.npy", job.first_row, values)
     return _jump_onsets(rows["targets"], rows["ints"])
 
 
