@@ -12,8 +12,9 @@ for N distinct games. Then runs each stage as the pipeline runs it, one process 
 - world_model: a few training steps of the smoke MLP on the frame store
 
 and prints per stage: wall time, the frames it processed, frames/s, and peak resident memory of
-the whole process tree (parent and pool workers, sampled every 20 ms) and of its largest process.
-Resident memory counts the pages of memory-mapped files a process has touched.
+the whole process tree (parent and pool workers, sampled every 20 ms), of its largest process, and
+of the tree less file-backed pages. Resident memory counts the pages of memory-mapped files a
+process has touched (the kernel can drop those at will); the last figure leaves them out.
 
 Run from the repository root, after `dvc repro ingest` (or `dvc pull`):
 
@@ -45,6 +46,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 MMLIB = [sys.executable, "-m", "mmlib"]
 BC_STEPS, WM_STEPS = 8, 8
+OUTPUTS = {  # what each stage writes under the working folder
+    "norm": ["norm", "reports/norm"],
+    "shards": ["shards"],
+    "wm_frames": ["wm_frames"],
+    "bc": ["bc", "runs", "reports/bc"],
+    "world_model": [],
+}
 
 
 def build_corpus(real: Path, out: Path, n: int) -> pa.Table:
@@ -85,13 +93,15 @@ def run_measured(cmd: list[str], log: Path) -> dict:
     start = time.perf_counter()
     with open(log, "w") as out:
         proc = psutil.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        tree_peak = largest = 0
+        tree_peak = largest = anon = 0
         while proc.poll() is None:
             try:
-                rss = [p.memory_info().rss for p in [proc, *proc.children(recursive=True)]]
+                info = [p.memory_info() for p in [proc, *proc.children(recursive=True)]]
             except psutil.Error:  # a worker ended between the listing and the read
                 continue
+            rss = [m.rss for m in info]
             tree_peak, largest = max(tree_peak, sum(rss)), max(largest, *rss)
+            anon = max(anon, sum(m.rss - m.shared for m in info))  # less file-backed pages
             time.sleep(0.02)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
@@ -103,6 +113,7 @@ def run_measured(cmd: list[str], log: Path) -> dict:
         "wall_s": wall,
         "peak_rss_tree_mb": tree_peak / 2**20,
         "peak_rss_max_mb": largest / 2**20,
+        "peak_anon_tree_mb": anon / 2**20,
     }
 
 
@@ -146,10 +157,8 @@ def frames_done(work: Path, stage: str) -> int:
         metrics = json.loads((work / "reports/shards.json").read_text())["characters"]
         return sum(m["train_rows"] + m["val_rows"] for m in metrics.values())
     if stage == "wm_frames":
-        return sum(
-            json.loads((work / "wm_frames" / s / "manifest.json").read_text())["frames"]
-            for s in ("train", "val")
-        )
+        manifest = json.loads((work / "wm_frames" / "manifest.json").read_text())
+        return manifest["train"]["frames"] + manifest["val"]["frames"]
     if stage == "bc":
         bc = stage_section(work, "bc")
         return BC_STEPS * bc["batch"] * yaml_window(work)
@@ -189,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
         for name, cmd in stages(work, params).items():
             if args.only and name not in args.only:
                 continue
+            for stale in OUTPUTS[name]:  # a fresh run each time (bc would resume its steps)
+                shutil.rmtree(work / stale, ignore_errors=True)
             figures = run_measured(cmd, work / "logs" / f"{name}.log")
             figures["frames"] = frames_done(work, name)
             figures["frames_per_s"] = figures["frames"] / figures["wall_s"]
@@ -197,7 +208,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{args.games:>6} games  {name:<11} {figures['wall_s']:8.1f} s  "
                 f"{figures['frames']:>12,} frames  {figures['frames_per_s']:>10,.0f} frames/s  "
                 f"peak RSS {figures['peak_rss_tree_mb']:7.0f} MB (tree), "
-                f"{figures['peak_rss_max_mb']:6.0f} MB (largest process)",
+                f"{figures['peak_rss_max_mb']:6.0f} MB (largest process), "
+                f"{figures['peak_anon_tree_mb']:6.0f} MB (tree, not file-backed)",
                 flush=True,
             )
         if args.json:

@@ -62,12 +62,13 @@ def main():
           f"({models.n_params(mamba):,} params), mlp ({models.n_params(mlp):,}); "
           f"K = {enc.context}, {args.steps}-frame rollouts, median of {args.repeats}")  # fmt: skip
     rng = np.random.default_rng(0)
-    pool = frames.starts(enc.context + args.steps)
+    width = enc.context + args.steps
+    pool = frames.n_starts(width)
 
     print(f"\n{'path':<44}{'batch':>6}{'frames/s':>11}{'x real time':>13}")
     rates = {}
     for batch in (1, 64):
-        starts = rng.choice(pool, batch, replace=False)
+        starts = frames.start_rows(width, rng.choice(pool, batch, replace=False))
         runs = {
             "mamba2 step (state cache)": (rollout.rollout, mamba),
             "mamba2 window re-run, sequential (published)": (window_rollout, mamba),
@@ -85,7 +86,7 @@ def main():
           f"{step64 / base64:.1f}x the published window re-run")  # fmt: skip
 
     b, L = 64, 60
-    f, i, s = frames.clip(rng.choice(frames.starts(L), b, replace=False), L)
+    f, i, s = frames.clip(frames.start_rows(L, rng.choice(frames.n_starts(L), b, replace=False)), L)
     ctrl = encoding.next_ctrl(enc, f)
     chunked = preset(args.preset, encoding=enc.to_dict(), chunk=30)
     model = models.build(chunked).eval()

@@ -18,7 +18,8 @@
 # it stay on track when it feeds itself its own frames for 10 to 200 frames (rollouts)? Against
 # the yardstick of copy-last-frame, which any useful model must beat.
 #
-# **Inputs.** `artifacts/ingest` (stage `ingest`), `params.yaml` section `world_model`.
+# **Inputs.** `artifacts/wm_frames` (stage `wm_frames`: the encoded games, memory-mapped),
+# `params.yaml` section `world_model`.
 # **Outputs.** `artifacts/world_model/<arch>/model.pt` (a checkpoint that carries its config);
 # `reports/world_model/<arch>/`: `metrics.json`, `curves.png`, `trajectory.png`, `horizon.png`,
 # `rollout_curve.csv`. The resume file stays in `runs/world_model/<arch>`.
@@ -30,7 +31,7 @@
 # %% tags=["parameters"]
 arch: str = "mlp"  # one of params.yaml world_model.archs
 params_file: str = "params.yaml"  # section `world_model`
-ingest_dir: str = "artifacts/ingest"  # stage `ingest`
+frames_dir: str = "artifacts/wm_frames"  # stage `wm_frames`
 model_dir: str = "artifacts/world_model"  # per-architecture checkpoints
 report_dir: str = "reports/world_model"  # per-architecture metrics and pictures
 runs_dir: str = "runs/world_model"  # per-architecture resume files (outside DVC)
@@ -45,7 +46,7 @@ import torch
 from IPython.display import Image
 
 from mmlib.atomic import write_json, write_text
-from mmlib.worldmodel import data, evaluate, models, report, train
+from mmlib.worldmodel import evaluate, frame_store, models, report, train
 from mmlib.worldmodel.config import recipe
 
 plt.rcParams["figure.dpi"] = 80
@@ -54,8 +55,8 @@ model_cfg, train_cfg, settings = recipe(Path(params_file), arch)
 enc = model_cfg.encoding
 out = Path(report_dir) / arch
 out.mkdir(parents=True, exist_ok=True)
-train_frames, val_frames = data.split(
-    Path(ingest_dir), enc, settings["val_frac"], settings["split_seed"]
+train_frames, val_frames = frame_store.load(
+    Path(frames_dir), enc, settings["val_frac"], settings["split_seed"]
 )
 print(f"{arch}: encoding {enc.version} ({enc.frame_dim} per frame), contract {enc.contract}, "
       f"K = {enc.context}")  # fmt: skip

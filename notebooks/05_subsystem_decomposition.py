@@ -19,7 +19,7 @@
 # predict it as well, and what happens when the five small models run together as one simulator?
 # The published work planned this and never ran it (SPEC 6.8.1).
 #
-# **Inputs.** `artifacts/ingest`; the monoliths of stage `world_model`
+# **Inputs.** `artifacts/wm_frames` (stage `wm_frames`); the monoliths of stage `world_model`
 # (`artifacts/world_model/<arch>/model.pt`); `params.yaml` sections `world_model` (encoding,
 # split, rollout starts) and `decompose`.
 # **Outputs.** `artifacts/decomposition/<subsystem>.pt`; `reports/decomposition/`:
@@ -28,7 +28,7 @@
 
 # %% tags=["parameters"]
 params_file: str = "params.yaml"  # sections `world_model` and `decompose`
-ingest_dir: str = "artifacts/ingest"  # stage `ingest`
+frames_dir: str = "artifacts/wm_frames"  # stage `wm_frames`
 world_model_dir: str = "artifacts/world_model"  # stage `world_model`: the monoliths
 model_dir: str = "artifacts/decomposition"  # one checkpoint per subsystem
 report_dir: str = "reports/decomposition"
@@ -44,7 +44,7 @@ import torch
 from IPython.display import Image, Markdown
 
 from mmlib.atomic import write_json, write_text
-from mmlib.worldmodel import data, evaluate, models, report, rollout, train
+from mmlib.worldmodel import evaluate, frame_store, models, report, rollout, train
 from mmlib.worldmodel import subsystems as sub
 from mmlib.worldmodel.config import decompose_recipe
 from mmlib.worldmodel.losses import per_player
@@ -58,8 +58,8 @@ torch.set_num_threads(train_cfg.threads)
 out = Path(report_dir)
 out.mkdir(parents=True, exist_ok=True)
 Path(model_dir).mkdir(parents=True, exist_ok=True)
-train_frames, val_frames = data.split(
-    Path(ingest_dir), enc, settings["val_frac"], settings["split_seed"]
+train_frames, val_frames = frame_store.load(
+    Path(frames_dir), enc, settings["val_frac"], settings["split_seed"]
 )
 horizons = settings["horizons"]
 print(f"encoding {enc.version}, contract {enc.contract}, K = {enc.context}; "

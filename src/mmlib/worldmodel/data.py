@@ -8,6 +8,11 @@ the port's leader (Nana, the Ice Climbers follower, is not modelled, as in the p
 Controller columns are the *processed* inputs the engine read (`pre_joystick`, `pre_triggers`,
 the processed button mask), not the physical ones: the world model simulates the engine, and CPU
 players press buttons only in the processed mask (SPEC 1.2).
+
+Encoded arrays are compact (ints `INT_DTYPE`, stage uint8) and may be memory-mapped from the
+`wm_frames` store (`frame_store.py`); `Frames.clip` gives the model int64 tensors. Clip starts are
+numbered k = 0, 1, ... in game order and mapped to rows through per-game counts, so no list of
+every start is ever built.
 """
 
 from __future__ import annotations
@@ -24,10 +29,21 @@ from mmlib.data import store
 from mmlib.data.ids import PORTS
 from mmlib.data.replay import FIRST_PLAYABLE_FRAME
 from mmlib.features.split import split_md5s
-from mmlib.worldmodel.encoding import SCALE, VOCAB, EncodingConfig
+from mmlib.worldmodel.encoding import SCALE, STAGE_VOCAB, VOCAB, EncodingConfig
 
 MIN_VERSION = (3, 8, 0)
 MIN_FRAMES = 300  # playable frames, as for the BC data (5 s)
+_CHUNK = 1 << 20  # starts mapped to rows at a time (bounds the temporaries)
+
+
+def _int_dtype() -> np.dtype:
+    """The narrowest of int16 and int32 that holds every categorical id and the stage."""
+    top = max(vocab for vocab, _ in (*VOCAB.values(), STAGE_VOCAB))
+    return np.dtype(np.int16) if top <= np.iinfo(np.int16).max else np.dtype(np.int32)
+
+
+INT_DTYPE = _int_dtype()
+STAGE_DTYPE = np.dtype(np.uint8)  # stage ids are clipped to STAGE_VOCAB (33)
 
 _FLOAT_SOURCES = {
     "percent": "post_percent",
@@ -80,7 +96,7 @@ COLUMNS = sorted(
 @dataclass
 class Frames:
     """Encoded games end to end: floats (N, 2, F), ints (N, 2, I), stage (N,); game g is rows
-    offsets[g]:offsets[g + 1]. Player 0 is the lower port."""
+    offsets[g]:offsets[g + 1]. Player 0 is the lower port. The arrays may be memory-mapped."""
 
     cfg: EncodingConfig
     floats: np.ndarray
@@ -100,23 +116,41 @@ class Frames:
             [self.md5s[g]],
         )  # fmt: skip
 
-    def starts(self, width: int) -> np.ndarray:
-        """Every row where a clip of `width + lead` frames fits inside one game."""
-        span = width + self.cfg.lead
-        return np.concatenate(
-            [
-                np.arange(a, b - span + 1)
-                for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)
-            ]
-        )
+    def start_counts(self, width: int, step: int = 1) -> np.ndarray:
+        """Per game, how many clips of `width + lead` frames fit in it, one every `step` rows
+        from its first row."""
+        fit = np.maximum(np.diff(self.offsets) - (width + self.cfg.lead) + 1, 0)
+        return -(-fit // step)
+
+    def n_starts(self, width: int, step: int = 1) -> int:
+        """How many clip starts there are in all games (see `start_rows`)."""
+        return int(self.start_counts(width, step).sum())
+
+    def start_rows(self, width: int, k, step: int = 1, out: np.ndarray | None = None):
+        """The rows of clip starts number k (1-D, each in [0, n_starts)): start k is the k-th of
+        the starts taken game by game, `step` apart, wherever a clip of `width + lead` frames fits
+        in one game. `out` (which may be `k` itself) receives the rows, so that mapping an
+        epoch's order needs no second array."""
+        k = np.asarray(k, dtype=np.int64)
+        cum = np.concatenate([[0], np.cumsum(self.start_counts(width, step))]).astype(np.int64)
+        if k.size and (k.min() < 0 or k.max() >= cum[-1]):
+            raise IndexError(f"clip starts run from 0 to {cum[-1] - 1}")
+        out = np.empty_like(k) if out is None else out
+        for a in range(0, len(k), _CHUNK):
+            part = k[a : a + _CHUNK]
+            g = np.searchsorted(cum, part, side="right") - 1
+            out[a : a + _CHUNK] = self.offsets[g] + step * (part - cum[g])
+        return out
 
     def clip(self, starts: np.ndarray, width: int) -> tuple[torch.Tensor, ...]:
-        """(floats (B, C, 2, F), ints (B, C, 2, I), stage (B,)) for clips of C = width + lead."""
-        rows = np.asarray(starts)[:, None] + np.arange(width + self.cfg.lead)
+        """(floats (B, C, 2, F), ints (B, C, 2, I), stage (B,)) for clips of C = width + lead;
+        the categoricals as int64, whatever the stored dtype."""
+        starts = np.asarray(starts)
+        rows = starts[:, None] + np.arange(width + self.cfg.lead)
         return (
-            torch.from_numpy(self.floats[rows]),
-            torch.from_numpy(self.ints[rows]),
-            torch.from_numpy(self.stage[np.asarray(starts)]),
+            torch.from_numpy(np.asarray(self.floats[rows])),
+            torch.from_numpy(self.ints[rows].astype(np.int64)),
+            torch.from_numpy(self.stage[starts].astype(np.int64)),
         )
 
 
@@ -146,8 +180,8 @@ def encode_game(frames: pa.Table, stage_id: int, cfg: EncodingConfig) -> tuple[n
     if not np.array_equal(players[0]["frame"], players[1]["frame"]):
         raise ValueError("the two players' frames differ")
     floats = np.stack([_floats(p, cfg) for p in players], axis=1)
-    ints = np.stack([_ints(p, cfg) for p in players], axis=1)
-    stage = np.full(len(floats), min(stage_id, 32), dtype=np.int64)
+    ints = np.stack([_ints(p, cfg) for p in players], axis=1).astype(INT_DTYPE)
+    stage = np.full(len(floats), min(stage_id, STAGE_VOCAB[0] - 1), dtype=STAGE_DTYPE)
     return floats, ints, stage
 
 
@@ -178,15 +212,20 @@ def _ints(p: dict[str, np.ndarray], cfg: EncodingConfig) -> np.ndarray:
     return np.stack(cols, axis=-1)
 
 
+def read_game(ingest_dir: Path, md5: str) -> pa.Table:
+    """The columns `encode_game` reads, of one ingested game's players (no spectator ports)."""
+    table = store.read_frames(ingest_dir, md5, COLUMNS)
+    return table.filter(pc.is_in(table["port"], pa.array(PORTS, pa.uint8())))
+
+
 def encode(ingest_dir: Path, md5s: list[str], cfg: EncodingConfig, progress=None) -> Frames:
-    """Encode the named games (in this order) from an ingest folder."""
+    """Encode the named games (in this order) from an ingest folder, in memory: for tests and
+    benchmarks; the pipeline reads the `wm_frames` store (`frame_store.load`)."""
     games = store.read_games(ingest_dir)
     stage_of = dict(zip(games["md5"].to_pylist(), games["stage_id"].to_pylist(), strict=True))
     parts = []
     for md5 in progress(md5s) if progress else md5s:
-        table = store.read_frames(ingest_dir, md5, COLUMNS)
-        table = table.filter(pc.is_in(table["port"], pa.array(PORTS, pa.uint8())))
-        parts.append(encode_game(table, stage_of[md5], cfg))
+        parts.append(encode_game(read_game(ingest_dir, md5), stage_of[md5], cfg))
     lengths = [len(p[0]) for p in parts]
     return Frames(
         cfg,
@@ -198,7 +237,12 @@ def encode(ingest_dir: Path, md5s: list[str], cfg: EncodingConfig, progress=None
     )
 
 
+def split_games(ingest_dir: Path, val_frac: float, seed: int) -> tuple[list[str], list[str]]:
+    """(train, val) md5s: the usable games split by md5 exactly as the BC shards are split."""
+    return split_md5s(select_games(store.read_games(ingest_dir)), val_frac, seed)
+
+
 def split(ingest_dir: Path, cfg: EncodingConfig, val_frac: float, seed: int, progress=None):
-    """(train, val) Frames: the usable games split by md5 exactly as the BC shards are split."""
-    train, val = split_md5s(select_games(store.read_games(ingest_dir)), val_frac, seed)
+    """(train, val) Frames encoded in memory: the games of `split_games`."""
+    train, val = split_games(ingest_dir, val_frac, seed)
     return encode(ingest_dir, train, cfg, progress), encode(ingest_dir, val, cfg, progress)

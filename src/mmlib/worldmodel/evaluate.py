@@ -60,9 +60,9 @@ def teacher_forced(model, frames: Frames, batch: int = 512) -> dict[str, np.ndar
     for g in range(len(frames.md5s)):
         game = frames.game(g)
         if isinstance(model, FrameStackMLP):
-            starts = game.starts(k)
-            for a in range(0, len(starts), batch):
-                f, i, s = game.clip(starts[a : a + batch], k)
+            count = game.n_starts(k)
+            for a in range(0, count, batch):
+                f, i, s = game.clip(game.start_rows(k, np.arange(a, min(a + batch, count))), k)
                 out = model(f[:, :k], i[:, :k], s, encoding.next_ctrl(enc, f))
                 outs.append(out)
                 tgts.append({n: v[:, -1:] for n, v in encoding.targets(enc, f, i).items()})
@@ -116,9 +116,10 @@ def teacher_forced_metrics(pred: dict) -> dict:
 
 def rollout_starts(frames: Frames, horizon: int, n: int, seed: int) -> np.ndarray:
     """n seeded starts (sorted) whose seed and horizon lie inside one validation game."""
-    starts = frames.starts(frames.cfg.context + horizon - frames.cfg.lead)
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(starts, size=min(n, len(starts)), replace=False))
+    width = frames.cfg.context + horizon - frames.cfg.lead
+    total = frames.n_starts(width)
+    rng = np.random.default_rng(seed)  # drawn by start number: the rows a list would give
+    return np.sort(frames.start_rows(width, rng.choice(total, size=min(n, total), replace=False)))
 
 
 def replay_and_copy(frames: Frames, starts, horizon: int) -> tuple[np.ndarray, ...]:

@@ -76,15 +76,15 @@ def clip_width(model_cfg: ModelConfig, cfg: TrainConfig) -> int:
 
 def epoch_starts(frames: Frames, width: int, tiled: bool, rng: np.random.Generator):
     """The clip starts of one epoch, shuffled: every window, or tiles from a random offset."""
-    if not tiled:
-        starts = frames.starts(width)
-    else:
-        span = width + frames.cfg.lead
-        tiles = []
-        for a, b in zip(frames.offsets[:-1], frames.offsets[1:], strict=True):
-            first = a + int(rng.integers(width)) if b - a >= span + width else a
-            tiles.append(np.arange(first, b - span + 1, width))
-        starts = np.concatenate(tiles)
+    if not tiled:  # every window: the order is the only array of one int64 per start
+        order = rng.permutation(frames.n_starts(width))
+        return frames.start_rows(width, order, out=order)
+    span = width + frames.cfg.lead
+    tiles = []
+    for a, b in zip(frames.offsets[:-1], frames.offsets[1:], strict=True):
+        first = a + int(rng.integers(width)) if b - a >= span + width else a
+        tiles.append(np.arange(first, b - span + 1, width))
+    starts = np.concatenate(tiles)
     return starts[rng.permutation(len(starts))]
 
 
@@ -105,16 +105,14 @@ def step_outputs(model, frames: Frames, starts, width: int):
 def validate(model, frames: Frames, width: int, batch: int) -> dict[str, float]:
     """Mean losses over the validation clips (tiled without overlap, so each frame once)."""
     model.eval()
-    starts = np.arange(0, 0)
-    span = width + frames.cfg.lead
-    for a, b in zip(frames.offsets[:-1], frames.offsets[1:], strict=True):
-        step = 1 if isinstance(model, models.FrameStackMLP) else width
-        starts = np.concatenate([starts, np.arange(a, b - span + 1, step)])
+    step = 1 if isinstance(model, models.FrameStackMLP) else width
+    total = frames.n_starts(width, step)
     sums, n = {}, 0
     with torch.inference_mode():
-        for i in range(0, len(starts), batch):
-            out, tgt = step_outputs(model, frames, starts[i : i + batch], width)
-            k = len(starts[i : i + batch])
+        for i in range(0, total, batch):
+            starts = frames.start_rows(width, np.arange(i, min(i + batch, total)), step)
+            out, tgt = step_outputs(model, frames, starts, width)
+            k = len(starts)
             for name, v in losses(out, tgt).items():
                 sums[name] = sums.get(name, 0.0) + v.item() * k
             n += k
