@@ -124,11 +124,12 @@ def stages(work: Path, params: Path) -> dict[str, list[str]]:
             *MMLIB, "notebook", "notebooks/02_norm_transforms.py", f"{w}/reports/norm/02.ipynb",
             "-k", "mmlib", "--cwd", ".", "-p", "ingest_dir", f"{w}/ingest",
             "-p", "out_dir", f"{w}/norm", "-p", "report_dir", f"{w}/reports/norm",
-            "-p", "params_file", str(params),
+            "-p", "params_file", str(params), "-p", "audit_json", f"{w}/audit.json",
         ],
         "shards": [
             *MMLIB, "shards", "--ingest", f"{w}/ingest", "--norm", f"{w}/norm",
             "--output", f"{w}/shards", "--metrics", f"{w}/reports/shards.json",
+            "--audit", f"{w}/audit.json",
             "--params", str(params),
         ],
         "wm_frames": [
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--games", type=int, required=True, help="games in the corpus")
     ap.add_argument("--workers", type=int, default=2, help="pool size of norm, shards, wm_frames")
     ap.add_argument("--ingest", type=Path, default=ROOT / "artifacts/ingest", help="real games")
+    ap.add_argument("--audit", type=Path, default=ROOT / "reports/audit/audit.json")
     ap.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
     ap.add_argument("--only", nargs="+", help="run only these stages (the earlier must exist)")
     ap.add_argument("--keep", action="store_true", help="keep the working folder")
@@ -193,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         if not (work / "ingest" / "games.parquet").is_file():
             build_corpus(args.ingest, work / "ingest", args.games)
         params = harness_params(work, args.workers)
+        shutil.copyfile(args.audit, work / "audit.json")  # a copy: `dvc repro` may be rewriting it
         (work / "logs").mkdir(exist_ok=True)
         results = {}
         for name, cmd in stages(work, params).items():

@@ -1,0 +1,35 @@
+"""The scale harness at small N (benchmarks/scale.py): every stage runs on a corpus of copied
+games, and the data stages' memory does not grow with the number of games."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_STAGES = ("norm", "shards", "wm_frames")
+
+
+def harness(ingested: Path, games: int, work: Path) -> dict:
+    out = work / f"{games}.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks/scale.py"), "--games", str(games), "--ingest",
+           str(ingested), "--work", str(work / str(games)), "--json", str(out)]  # fmt: skip
+    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, text=True)
+    return json.loads(out.read_text())["stages"]
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_from_40_to_160_games(ingested, tmp_path):
+    small, large = harness(ingested, 40, tmp_path), harness(ingested, 160, tmp_path)
+    assert set(large) == {*DATA_STAGES, "bc", "world_model"}
+    for name in DATA_STAGES:
+        assert large[name]["frames"] > 3.5 * small[name]["frames"]  # the corpus really grew
+    for name, figures in large.items():
+        assert figures["peak_rss_tree_mb"] < 4096, name
+    for name in DATA_STAGES:  # 4x the games: within 25 % (and 64 MB of noise) of the small run
+        grown, base = large[name]["peak_anon_tree_mb"], small[name]["peak_anon_tree_mb"]
+        assert grown <= 1.25 * base + 64, (name, base, grown)
