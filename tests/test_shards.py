@@ -636,3 +636,24 @@ def test_a_listed_character_without_games_is_skipped_and_said(built, ingested, t
         dataset.fit_characters(ingested, ["mewtwo"], schema, settings, tmp_path / "n")
     with pytest.raises(UsageError, match="unknown character"):  # a typo is never skipped
         dataset.fit_characters(ingested, ["falco", "fxo"], schema, settings, tmp_path / "n")
+
+
+def test_a_character_whose_training_games_lack_a_column_is_skipped_by_norm_and_shards(
+    built, ingested, tmp_path, capsys
+):
+    """Peach's one training game here is a Slippi 1.7.1 replay: no jumps, speeds or hitlag. A
+    norm without those columns would fail the shards (and the bot would meet them unseen in play),
+    so norm skips her with the reason, and shards skips her too."""
+    settings, schema = built["settings"], built["schema"]
+    fitted = dataset.fit_characters(ingested, ["falco", "peach"], schema, settings, tmp_path)
+    assert list(fitted) == ["falco"] and not (tmp_path / "peach").exists()
+    why = dataset.norm_skipped(tmp_path)["peach"]
+    assert "records jumps_left" in why and "Slippi 1.7.1" in why
+    assert f"norm: skipped: {why}" in capsys.readouterr().out
+    metrics = shards.build_all(
+        ingested, tmp_path, AUDIT, tmp_path / "out", ["falco", "peach"], settings
+    )
+    assert list(metrics["characters"]) == ["falco"] and metrics["skipped"] == {"peach": why}
+    with pytest.raises(dataset.NoGames, match="peach records jumps_left"):
+        dataset.fit_characters(ingested, ["peach"], schema, settings, tmp_path / "n")
+    assert not (tmp_path / "n" / dataset.SKIPPED).exists()

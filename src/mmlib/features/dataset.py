@@ -39,6 +39,9 @@ class NoGames(UsageError):
     """A listed character has no usable game in this ingest."""
 
 
+SKIPPED = "skipped.json"  # in the norm folder: {character: why}, the listed ones it fitted none for
+
+
 def with_games(
     ingest_dir: Path, characters: list[str], settings: dict
 ) -> tuple[dict[str, CharacterData], dict[str, str]]:
@@ -193,7 +196,7 @@ def fit_characters(
     found, skipped = with_games(ingest_dir, characters, settings)
     for why in skipped.values():
         print(f"norm: skipped: {why}")
-    fitted = {}
+    fitted: dict[str, Fitted] = {}
     for character, data in found.items():
         lengths = playable_frames(ingest_dir, data.train)
         keep = plotted_sample(data.train, lengths, settings["sample_frames"], settings["seed"])
@@ -206,13 +209,36 @@ def fit_characters(
                 unit="perspective",
             )
         )
+        missing = unrecorded(summaries, schema)
+        if missing:  # a column the model would see at play time but never in training
+            versions = ", ".join(sorted({".".join(map(str, v.version)) for v in data.train}))
+            skipped[character] = (
+                f"no training frame of {character} records {', '.join(missing)} "
+                f"(its training games are from Slippi {versions}); add newer replays"
+            )
+            print(f"norm: skipped: {skipped[character]}")
+            continue
         norm = fit_norm(summaries, schema)
         write_metadata(out_dir / character, metadata_files(norm, data.train))
         classes = {h: sum(s.classes[h] for s in summaries) for h in N_CLASSES}
         before = [s.before for s in summaries if s.before is not None]
         frames = sum(s.frames for s in summaries)
         fitted[character] = Fitted(data, norm, classes, frames, np.concatenate(before))
+    if not fitted:
+        raise NoGames(next(iter(skipped.values())))
+    write_json(out_dir / SKIPPED, skipped)  # shards skips the same characters
     return fitted
+
+
+def unrecorded(summaries: list[Summary], schema: FeatureSchema) -> list[str]:
+    """The numeric columns no frame of these perspectives records (old replays leave some out)."""
+    return [n for n in schema.numeric if not any(s.moments[n].count for s in summaries)]
+
+
+def norm_skipped(norm_dir: Path) -> dict[str, str]:
+    """The characters the norm stage skipped, and why (none for a folder made before it said)."""
+    path = norm_dir / SKIPPED
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def playable_frames(ingest_dir: Path, views: list[Perspective]) -> list[int]:

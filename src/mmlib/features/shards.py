@@ -215,6 +215,11 @@ def build_all(
     for name in characters:  # every user mistake is reported before any work starts
         character_slug(name)
     data, skipped = dataset.with_games(ingest_dir, characters, settings)
+    for name, why in dataset.norm_skipped(norm_dir).items():
+        if data.pop(name, None) is not None:
+            skipped[name] = why
+    if not data:
+        raise dataset.NoGames(next(iter(skipped.values())))
     for name in data:
         dataset.read_norm(norm_dir / name)
     schema = load_schema(audit_json)
@@ -224,7 +229,7 @@ def build_all(
         for name, d in tqdm(data.items(), desc="shards", unit="character")
     }
     metrics = {"characters": per_character, "window": settings["window"]}
-    if skipped:  # characters the profile lists that have no usable game here
+    if skipped:  # characters the profile lists that have no usable game here, or norm skipped
         metrics["skipped"] = skipped
     if metrics_path is not None:
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
