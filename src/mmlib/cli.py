@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from mmlib.config import stage_params
+from mmlib.cpu_kernels import pin_cpu_kernels
 from mmlib.errors import UsageError
 
 
@@ -322,6 +323,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    pin_cpu_kernels()  # before any subcommand imports torch: same bits on any x86 machine
     args = parser().parse_args(argv)
     try:
         return args.run(args)
