@@ -1,4 +1,4 @@
-"""The CPU-kernel pin: where it applies, what it leaves alone, and that a pipeline notebook sees it."""
+"""The CPU-kernel pin: where it applies, what it leaves alone, and that a notebook run sees it."""
 
 from __future__ import annotations
 

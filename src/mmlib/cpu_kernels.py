@@ -1,4 +1,4 @@
-"""Pin torch's CPU kernels to one instruction set, so a CPU run gives the same bits on any x86 machine.
+"""Pin torch's CPU kernels to one instruction set: a CPU run gives the same bits on any x86 machine.
 
 A seeded torch run is deterministic on one processor but not across processors: MKL, oneDNN and
 ATen pick their kernels by what the CPU offers (AVX2, AVX-512; Intel or AMD), and each sums in its
