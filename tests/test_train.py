@@ -53,6 +53,19 @@ def test_two_runs_with_one_seed_give_the_same_losses(fox_shards, tmp_path):
     assert other.history.train != a.history.train
 
 
+def test_a_run_shorter_than_its_intervals_still_records_its_loss(fox_shards, tmp_path):
+    """`-S bc.full.steps=4` against the full recipe's log_every 32 and eval_every 327: one
+    training record over the 4 steps, and one validation pass at the end."""
+    cfg = dataclasses.replace(CFG, steps=3, log_every=2, eval_every=10)
+    r = train(cfg, MODEL, fox_shards, tmp_path, log=lambda _: None)
+    assert [row["step"] for row in r.history.train] == [2, 3]
+    assert [row["step"] for row in r.history.val] == [3] and r.history.best_step == 3
+    each = train(dataclasses.replace(cfg, log_every=1), MODEL, fox_shards, tmp_path / "each")
+    per_step = [row["total"] for row in each.history.train]  # the same draws, one record a step
+    assert r.history.train[0]["total"] == pytest.approx((per_step[0] + per_step[1]) / 2)
+    assert r.history.train[1]["total"] == pytest.approx(per_step[2])  # the last: one step's mean
+
+
 def test_the_loss_falls(fox_shards, tmp_path):
     cfg = dataclasses.replace(CFG, steps=40, eval_every=40)
     r = train(cfg, MODEL, fox_shards, tmp_path, log=lambda _: None)

@@ -193,8 +193,8 @@ def train(
             sums[k] = sums.get(k, 0.0) + v.item()
         if bar is not None:
             bar.update(1)
-        if step % cfg.log_every == 0:
-            n = cfg.log_every
+        if step % cfg.log_every == 0 or (step == cfg.steps and sums):
+            n = step % cfg.log_every or cfg.log_every  # a run's last record may cover fewer steps
             history.train.append({"step": step, "lr": lr} | {k: v / n for k, v in sums.items()})
             sums.clear()
         if step % cfg.eval_every == 0 or step == cfg.steps:
