@@ -14,12 +14,21 @@ turns the pin off. GPU kernels are untouched.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
 
-# MKL's conditional numerical reproducibility; oneDNN's ISA cap; ATen's vectorised kernels.
-PINS = {"MKL_CBWR": "AVX2,STRICT", "DNNL_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+# MKL's conditional numerical reproducibility, with the thread count it requires held fixed
+# (MKL_DYNAMIC would drop threads where it counts fewer physical cores); oneDNN's ISA cap;
+# ATen's vectorised kernels.
+PINS = {
+    "MKL_CBWR": "AVX2,STRICT",
+    "MKL_DYNAMIC": "FALSE",
+    "OMP_DYNAMIC": "FALSE",
+    "DNNL_MAX_CPU_ISA": "AVX2",
+    "ATEN_CPU_CAPABILITY": "avx2",
+}
 
 
 def has_avx2(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -43,3 +52,9 @@ def pin_cpu_kernels(env: dict[str, str] | os._Environ = os.environ) -> dict[str,
     added = {k: v for k, v in PINS.items() if k not in env}
     env.update(added)
     return added
+
+
+def setting() -> str:
+    """The pin variables as this process has them: part of a resume checkpoint's fingerprint,
+    so a finished run made under other kernels is trained again, not reused."""
+    return json.dumps({k: os.environ.get(k) for k in sorted(PINS)})

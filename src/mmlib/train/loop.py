@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from mmlib import cpu_kernels
 from mmlib.atomic import atomic_path
 from mmlib.features.sampler import WindowSampler
 from mmlib.models.bc import BCTransformer, losses
@@ -54,10 +55,12 @@ class Result:
 
 def fingerprint(cfg: TrainConfig, model_cfg: ModelConfig, data: Path) -> str:
     """What a resume checkpoint must match to be continued: the recipe, the model, the data,
-    torch's version and the source of the code that trains (so an edited model starts over)."""
+    torch's version, the CPU-kernel pin and the source of the code that trains (so an edited
+    model starts over)."""
     h = hashlib.sha256(json.dumps([cfg.to_dict(), model_cfg.to_dict()], sort_keys=True).encode())
     h.update((Path(data) / "manifest.json").read_bytes())
     h.update(torch.__version__.encode())
+    h.update(cpu_kernels.setting().encode())
     package = Path(__file__).resolve().parents[1]
     for source in sorted([*package.glob("models/*.py"), *package.glob("train/*.py")]):
         h.update(source.read_bytes())

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmlib import cpu_kernels
 from mmlib.atomic import atomic_path
 from mmlib.errors import UsageError
 from mmlib.worldmodel import encoding, models
@@ -121,9 +122,11 @@ def validate(model, frames: Frames, width: int, batch: int) -> dict[str, float]:
 
 
 def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, train: Frames) -> str:
-    """What a resume file must match: config, recipe, data, torch and the training code."""
+    """What a resume file must match: config, recipe, data, torch, the CPU-kernel pin and the
+    training code."""
     h = hashlib.sha256(json.dumps([model_cfg.to_dict(), cfg.to_dict()], sort_keys=True).encode())
     h.update(json.dumps(train.md5s).encode() + torch.__version__.encode())
+    h.update(cpu_kernels.setting().encode())
     for source in sorted(Path(__file__).parent.glob("*.py")):
         h.update(source.read_bytes())
     return h.hexdigest()[:16]
