@@ -102,6 +102,25 @@ def test_make_stable_strips_what_papermill_records():
     assert nb.cells[0].id == "cell-0"
 
 
+def test_make_stable_drops_progress_bar_redraws_and_keeps_the_rest():
+    """tqdm's redraws carry rates and come in a number that depends on timing: not stored."""
+    bar = "\rnorm fox:  33%|###| 1/3 [00:00<00:00,  2.92perspective/s]"
+    outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text=bar),
+        nbformat.v4.new_output("stream", name="stderr", text=f"{bar}\rdone 3/3\n"),
+        nbformat.v4.new_output("stream", name="stderr", text=f"{bar}\nnorm: skipped: mewtwo\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="a warning\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="\rprinted\n"),
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1", outputs=outputs)])
+    make_stable(nb)
+    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [
+        ("stderr", "\nnorm: skipped: mewtwo\n"),
+        ("stderr", "a warning\n"),
+        ("stdout", "\rprinted\n"),
+    ]
+
+
 def test_notebook_command_errors_are_one_line(tmp_path):
     missing = subprocess.run(
         [sys.executable, "-m", "mmlib", "notebook", "notebooks/nope.py", str(tmp_path / "o.ipynb")],

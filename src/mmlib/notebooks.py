@@ -12,6 +12,7 @@ jupyter_client's SIGINT (see `QuietKernelManager`).
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from mmlib.atomic import write_text
 from mmlib.errors import UsageError
 
 _TIMING_KEYS = ("start_time", "end_time", "duration")
+# A progress bar's redraw: tqdm writes "\r" and the bar to stderr. Its rate, and how many redraws
+# a run makes, depend on timing, so redraws are shown live in the log but never stored.
+_REDRAW = re.compile(r"\r[^\r\n]*")
 # papermill's INFO lines that carry no information here (input and output are the command's own
 # arguments; "will not be saved" is false: mmlib writes the notebook itself)
 _BANNERS = (
@@ -59,7 +63,7 @@ class QuietKernelManager(AsyncKernelManager):
 
 
 def make_stable(nb) -> None:
-    """Drop run timings from a notebook's metadata and number its cells (in place)."""
+    """Drop run timings and progress bars from a notebook and number its cells (in place)."""
     for key in _TIMING_KEYS:
         nb.metadata.get("papermill", {}).pop(key, None)
     for i, cell in enumerate(nb.cells):
@@ -67,6 +71,19 @@ def make_stable(nb) -> None:
         cell.metadata.pop("execution", None)  # nbclient's per-cell timestamps
         for key in _TIMING_KEYS:
             cell.metadata.get("papermill", {}).pop(key, None)
+        if "outputs" in cell:
+            cell.outputs = [o for o in map(_without_redraws, cell.outputs) if o is not None]
+
+
+def _without_redraws(output):
+    """A stderr stream without its progress-bar redraws; None when nothing else was in it."""
+    if output.get("output_type") != "stream" or output.get("name") != "stderr":
+        return output
+    text = _REDRAW.sub("", output.text)
+    if text.strip() == "" and text != output.text:
+        return None
+    output.text = text
+    return output
 
 
 def _check_kernel(kernel: str) -> None:

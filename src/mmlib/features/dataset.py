@@ -191,7 +191,7 @@ def fit_characters(
     """The norm stage: per character, fit on its training perspectives only and write the five
     metadata files to `<out_dir>/<character>/`. Perspectives are read one at a time, over
     `settings["workers"]` processes; the files are the same for any worker count."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # not tqdm.auto: its warning writes a path into a notebook
 
     found, skipped = with_games(ingest_dir, characters, settings)
     for why in skipped.values():

@@ -207,7 +207,7 @@ def build_all(
     metrics_path: Path | None = None,
 ) -> dict:
     """Shards for every character, then the metrics file (leak rate, rows, games)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # not tqdm.auto: its warning writes a path into a notebook
 
     from mmlib.features.schema import load_schema
     from mmlib.features.split import character_slug

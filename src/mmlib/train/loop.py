@@ -173,7 +173,7 @@ def train(
 
     bar = None
     if progress and rank == 0:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # not tqdm.auto: its warning writes a path into a notebook
 
         bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step")
     done = step >= cfg.steps or history.stopped_early

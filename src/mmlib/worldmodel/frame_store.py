@@ -115,7 +115,7 @@ def _manifest(cfg: EncodingConfig, val_frac: float, seed: int, split: dict, leng
 def _fill(tmp: Path, ingest_dir: Path, cfg: EncodingConfig, split: dict, stage_of: dict,
           offsets: dict, workers: int | None, progress: bool) -> None:  # fmt: skip
     """Every split's arrays in `tmp`, each game encoded by a worker and written at its rows."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # not tqdm.auto: its warning writes a path into a notebook
 
     from mmlib.parallel import ordered_map
 
