@@ -73,3 +73,17 @@ def test_a_notebook_run_by_mmlib_trains_under_the_pin(tmp_path):
     seen = json.loads(record.read_text())
     assert seen.pop("capability") == "AVX2"
     assert seen == PINS
+
+
+def test_a_resume_checkpoint_made_under_other_kernels_is_not_reused(fox_shards, monkeypatch):
+    from mmlib.models.config import preset
+    from mmlib.train.config import TrainConfig
+    from mmlib.train.loop import fingerprint
+
+    cfg, model = TrainConfig(preset="tiny"), preset("tiny")
+    for k, v in PINS.items():
+        monkeypatch.setenv(k, v)
+    pinned = fingerprint(cfg, model, fox_shards)
+    assert fingerprint(cfg, model, fox_shards) == pinned
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    assert fingerprint(cfg, model, fox_shards) != pinned

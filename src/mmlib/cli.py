@@ -84,7 +84,7 @@ def _wm_frames(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     import yaml
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from mmlib.train.character import Paths, run_character
 
