@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
         out, tgt = train.step_outputs(
             model, train_frames, starts[i * cfg.batch :][: cfg.batch], width
         )
-        losses(out, tgt, cfg.change_weight)["total"].backward()
+        parts = losses(out, tgt, cfg.change_weight, model.heads.scales(), cfg.float_loss)
+        parts["total"].backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
     frames = args.steps * cfg.batch * (width + model_cfg.encoding.lead)

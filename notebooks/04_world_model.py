@@ -16,7 +16,8 @@
 # **Question.** Given the last K frames of a game and both players' controller inputs for the
 # next frame, how well does a model predict that next frame (teacher-forced), and how far does
 # it stay on track when it feeds itself its own frames for 10 to 200 frames (rollouts)? Against
-# the yardstick of copy-last-frame, which any useful model must beat.
+# two yardsticks any useful model must beat: copy-last-frame (nothing moves, the action holds)
+# and dead reckoning (each player moves by its last velocity, the action holds).
 #
 # **Inputs.** `artifacts/wm_frames` (stage `wm_frames`: the encoded games, memory-mapped),
 # `params.yaml` section `world_model`.
@@ -100,7 +101,13 @@ torch.set_num_threads(train_cfg.threads)
 tf = evaluate.teacher_forced_metrics(evaluate.teacher_forced(model, val_frames))
 scalars = ["action_acc", "action_acc_p0", "change_acc", "change_acc_p0", "position_mae",
            "damage_mae"]  # fmt: skip
-pd.DataFrame({arch: {k: tf[k] for k in scalars}, "copy last frame": tf["copy_last_frame"]}).T
+pd.DataFrame(
+    {
+        arch: {k: tf[k] for k in scalars},
+        "copy last frame": tf["copy_last_frame"],
+        "dead reckoning": tf["dead_reckoning"],
+    }
+).T
 
 # %%
 pd.DataFrame(tf["category_acc"]).T
@@ -119,7 +126,7 @@ roll, (starts, pred_f, pred_i, errors) = evaluate.rollout_metrics(
 pd.DataFrame(
     {
         f"{who} @ {h}": figures
-        for who in ("model", "copy_last_frame")
+        for who in ("model", "copy_last_frame", "dead_reckoning")
         for h, figures in roll[who].items()
     }  # fmt: skip
 ).T
@@ -131,7 +138,11 @@ for who, e in errors.items():
         steps[f"{who}_{metric}"] = [evaluate.sig(x) for x in np.asarray(v, float).mean(0)]
 write_text(out / "rollout_curve.csv", pd.DataFrame(steps).to_csv(index=False))
 fig = report.horizon_curves(
-    {arch: errors["model"], "copy last frame": errors["copy_last_frame"]},
+    {
+        arch: errors["model"],
+        "copy last frame": errors["copy_last_frame"],
+        "dead reckoning": errors["dead_reckoning"],
+    },
     f"{arch}: rollout error against horizon ({roll['starts']} starts)",
 )
 fig.savefig(out / "horizon.png")

@@ -15,7 +15,7 @@
 #
 # **Question.** On the same split, the same encoding and the same rollout starts, how do the
 # frame-stacking MLP and the Mamba-2 compare, teacher-forced and in rollouts, and does either
-# beat copy-last-frame?
+# beat copy-last-frame and dead reckoning?
 #
 # **Inputs.** `reports/world_model/<arch>/metrics.json` and `rollout_curve.csv` (stage
 # `world_model`). **Outputs.** `reports/world_model/compare/`: `table.md`, `horizon.png`.
@@ -72,9 +72,8 @@ rows = {
     for a, m in metrics.items()
 }
 first = metrics[archs[0]]  # the yardstick is the same for every architecture (same frames)
-rows["copy last frame"] = row(
-    "0", first["teacher_forced"]["copy_last_frame"], first["rollout"]["copy_last_frame"]
-)
+for who in ("copy_last_frame", "dead_reckoning"):
+    rows[who.replace("_", " ")] = row("0", first["teacher_forced"][who], first["rollout"][who])
 table = pd.DataFrame(rows).T
 write_text(out / "table.md", table.to_markdown() + "\n")
 table
@@ -87,9 +86,10 @@ errors = {
     a: {k: c[f"model_{k}"] for k in ("position", "action", "stocks")} for a, c in curves.items()
 }
 copy = curves[archs[0]]
-errors["copy last frame"] = {
-    k: copy[f"copy_last_frame_{k}"] for k in ("position", "action", "stocks")
-}
+for who in ("copy_last_frame", "dead_reckoning"):
+    errors[who.replace("_", " ")] = {
+        k: copy[f"{who}_{k}"] for k in ("position", "action", "stocks")
+    }
 fig = report.horizon_curves(errors, "world models: rollout error against horizon")
 fig.savefig(out / "horizon.png")
 plt.close(fig)

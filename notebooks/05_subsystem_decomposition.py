@@ -119,6 +119,7 @@ for arch, model in monoliths.items():
     predictions[arch] = evaluate.teacher_forced(model, val_frames)
     teacher[arch] = sub.teacher_forced_metrics(enc, predictions[arch])
     copy_tf = teacher[arch].pop("copy_last_frame")  # the same for every model
+    dead_tf = teacher[arch].pop("dead_reckoning")  # copy-last-frame but for movement
 
 
 def headlines(figures: dict) -> dict:
@@ -126,7 +127,11 @@ def headlines(figures: dict) -> dict:
 
 
 pd.DataFrame(
-    {**{a: headlines(teacher[a]) for a in monoliths}, "copy last frame": headlines(copy_tf)}
+    {
+        **{a: headlines(teacher[a]) for a in monoliths},
+        "copy last frame": headlines(copy_tf),
+        "dead reckoning": headlines(dead_tf),
+    }
 )
 
 # %% [markdown]
@@ -183,11 +188,13 @@ recomposed_errors = roll(list(standalone.values()))
 curves["standalone"] = {s.rollout: alone[s.name][s.rollout] for s in sub.SUBSYSTEMS}
 curves["recomposed"] = recomposed_errors["model"]
 curves["copy last frame"] = recomposed_errors["copy_last_frame"]
+curves["dead reckoning"] = recomposed_errors["dead_reckoning"]
 rollouts = {who: sub.at_horizons(e, horizons) for who, e in curves.items()}
 pd.DataFrame({(s.name, who): rollouts[who][s.name] for s in sub.SUBSYSTEMS for who in rollouts}).T
 
 # %% [markdown]
-# Error against horizon, per subsystem. Solid lines are models; dashed, copy-last-frame.
+# Error against horizon, per subsystem. Solid lines are models; grey, the yardsticks
+# (copy-last-frame dashed, dead reckoning dotted: it differs only in position).
 
 # %%
 panels = [(s.rollout, f"{s.name}\n{s.rollout_label}") for s in sub.SUBSYSTEMS]
@@ -262,6 +269,7 @@ for s in sub.SUBSYSTEMS:
     row = {"subsystem": s.name, "headline": s.headline}
     row |= {f"{a} monolith": teacher[a][s.name][s.headline] for a in monoliths}
     row |= {"standalone": alone_fig, "copy last frame": copy}
+    row |= {"dead reckoning": dead_tf[s.name][s.headline]}
     row |= {k.replace("_", " "): "yes" if v else "no" for k, v in verdict[s.name].items()}
     row |= {"standalone params": f"{cost[s.name][0]:,}",
             "MFLOP/frame": f"{cost[s.name][1] / 1e6:.2f}"}  # fmt: skip
@@ -312,6 +320,7 @@ metrics = {
                 **{f"{a}_monolith": teacher[a][s.name] for a in monoliths},
                 "standalone": teacher[s.name],
                 "copy_last_frame": copy_tf[s.name],
+                "dead_reckoning": dead_tf[s.name],
             },
             "rollout": {who: rollouts[who][s.name] for who in rollouts},
             "standalone_parameters": cost[s.name][0],

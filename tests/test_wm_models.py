@@ -65,10 +65,10 @@ def test_mamba2_seed_then_step_equals_the_full_pass():
     with torch.inference_mode():
         full = model(floats[:, :24], ints[:, :24], stage, ctrl)
         h, caches = model.seed(floats[:, :10], ints[:, :10], stage)
-        stepped = [model.predict(h, ctrl[:, 9])]
+        stepped = [model.predict(h, ctrl[:, 9], floats[:, 9], ints[:, 9])]
         for t in range(10, 24):
             h, caches = model.step(floats[:, t], ints[:, t], stage, caches)
-            stepped.append(model.predict(h, ctrl[:, t]))
+            stepped.append(model.predict(h, ctrl[:, t], floats[:, t], ints[:, t]))
     for name in full:
         got = torch.stack([s[name] for s in stepped], 1)
         assert (got - full[name][:, 9:]).abs().max() <= 1e-4, name

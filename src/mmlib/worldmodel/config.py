@@ -16,6 +16,11 @@ from mmlib.worldmodel.encoding import EncodingConfig
 ARCHS = ("mlp", "mamba2")
 HEADS = ("all", "original")  # every head (from 76f7c03) | the four heads of v1-v2.2
 ORIGINAL_HEADS = ("continuous", "binary", "action", "jumps")
+SCALES = (
+    "none",
+    "std",
+    "mad",
+)  # float-target units: as stored | standard | mean absolute deviation
 
 
 @dataclass(frozen=True)
@@ -32,10 +37,17 @@ class ModelConfig:
     headdim: int = 64
     chunk: int = 30  # SSD chunk for training and seeding (0: the sequential scan)
     owns: tuple[str, ...] = ()  # the fields it predicts (a subsystem model); empty: all of them
+    # Priors (issue 19; `readout.py`), all off in the published models:
+    scale: str = "none"  # float heads predict targets in units of their spread: none|std|mad
+    standard_inputs: bool = False  # float inputs standardised by their training mean and std
+    residual: bool = False  # x and y predicted on top of dead reckoning (`yardsticks.py`)
+    hold: bool = False  # categorical heads start from "the class does not change"
 
     def __post_init__(self):
         if self.arch not in ARCHS:
             raise UsageError(f"world-model arch {self.arch!r} is not one of {', '.join(ARCHS)}")
+        if self.scale not in SCALES:
+            raise UsageError(f"scale {self.scale!r} is not one of {', '.join(SCALES)}")
         if self.heads not in HEADS:
             raise UsageError(f"heads {self.heads!r} is not one of {', '.join(HEADS)}")
         if self.arch == "mamba2" and (2 * self.d_model) % self.headdim:
@@ -90,13 +102,13 @@ def recipe(params_file, arch: str):
         )
     run = dict(section[arch])
     encoding = EncodingConfig(**section["encoding"])
-    model_cfg = preset(run.pop("preset"), encoding=encoding.to_dict(), **run.pop("model", {}))
+    model = section.get("model", {}) | run.pop("model", {})  # shared changes, then the arch's
+    model_cfg = preset(run.pop("preset"), encoding=encoding.to_dict(), **model)
     if model_cfg.arch != arch:
         raise UsageError(f"world_model.{arch}.preset is a {model_cfg.arch} preset")
-    train_cfg = TrainConfig.from_params(
-        run | {"seed": section["seed"], "threads": section["threads"]}
-    )
-    settings = {k: v for k, v in section.items() if k not in (*ARCHS, "encoding")}
+    shared = {k: section[k] for k in ("seed", "threads", "float_loss") if k in section}
+    train_cfg = TrainConfig.from_params(shared | run)
+    settings = {k: v for k, v in section.items() if k not in (*ARCHS, "encoding", "model")}
     return model_cfg, train_cfg, settings
 
 
@@ -109,19 +121,21 @@ def decompose_recipe(params_file):
     from mmlib.worldmodel.train import TrainConfig
 
     world = stage_params("world_model", params_file)
-    settings = {k: v for k, v in world.items() if k not in (*ARCHS, "encoding")}
+    settings = {k: v for k, v in world.items() if k not in (*ARCHS, "encoding", "model")}
     section = stage_params("decompose", params_file)
     encoding = EncodingConfig(**world["encoding"])
     for s in SUBSYSTEMS:
         if not s.owns(encoding):  # empty `owns` would mean a whole world model
             raise UsageError(f"{s.name} owns no field of encoding {encoding.version}; use v2+")
     run = {k: v for k, v in section.items() if k in ("epochs", "batch", "clip", "lr")}
+    shared = {k: world[k] for k in ("float_loss",) if k in world}  # the monoliths' loss
     train_cfg = TrainConfig.from_params(
-        run | {"seed": section["seed"], "threads": settings["threads"]}
+        shared | run | {"seed": section["seed"], "threads": settings["threads"]}
     )
+    model = world.get("model", {}) | section.get("model", {})  # the monoliths' priors, narrower
     models = {
         s.name: preset(section["preset"], encoding=encoding.to_dict(), owns=s.owns(encoding),
-                       **section.get("model", {}))
+                       **model)
         for s in SUBSYSTEMS
     }  # fmt: skip
     keep = ("margin", "horizons", "monoliths")

@@ -110,10 +110,14 @@ class Frames:
         return len(self.floats)
 
     def game(self, g: int) -> Frames:
-        a, b = self.offsets[g], self.offsets[g + 1]
+        return self.games(g, g + 1)
+
+    def games(self, first: int, stop: int) -> Frames:
+        """Games first .. stop - 1 (views of the same arrays)."""
+        a, b = self.offsets[first], self.offsets[stop]
         return Frames(
-            self.cfg, self.floats[a:b], self.ints[a:b], self.stage[a:b], np.array([0, b - a]),
-            [self.md5s[g]],
+            self.cfg, self.floats[a:b], self.ints[a:b], self.stage[a:b],
+            self.offsets[first : stop + 1] - a, self.md5s[first:stop],
         )  # fmt: skip
 
     def start_counts(self, width: int, step: int = 1) -> np.ndarray:

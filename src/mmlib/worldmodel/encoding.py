@@ -233,6 +233,7 @@ def targets(cfg: EncodingConfig, floats: torch.Tensor, ints: torch.Tensor) -> di
     out = {"continuous": cols(new, CORE) - cols(old, CORE)}
     if cfg.version != "v1":
         out["velocity"] = cols(new, VELOCITY) - cols(old, VELOCITY)
+        out["prev_velocity"] = cols(old, VELOCITY)  # what dead reckoning moves by
         out["dynamics"] = cols(new, cfg.dynamics)
         out["prev_dynamics"] = cols(old, cfg.dynamics)
     out["binary"] = cols(new, BINARY)

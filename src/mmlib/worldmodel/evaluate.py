@@ -1,5 +1,6 @@
-"""World-model metrics (SPEC 6.5) on the validation games, each beside its honest yardstick:
-copy-last-frame (the action holds, nothing moves), which any model must beat.
+"""World-model metrics (SPEC 6.5) on the validation games, each beside its honest yardsticks:
+copy-last-frame (the action holds, nothing moves) and dead reckoning (the action holds, each
+player moves by its last velocity: `yardsticks`), which any model must beat.
 
 Teacher-forced: every frame t >= K of each validation game is predicted from the real frames
 before it and the real controller of t. The MLP reads the window [t - K, t); the Mamba-2 reads
@@ -20,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mmlib.worldmodel import encoding
+from mmlib.worldmodel import encoding, yardsticks
 from mmlib.worldmodel.data import Frames
 from mmlib.worldmodel.encoding import SCALE
 from mmlib.worldmodel.losses import per_player
@@ -83,7 +84,7 @@ def teacher_forced_metrics(pred: dict) -> dict:
     changed = true != prev
     hit = action == true
     # continuous layout: (percent, x, y, shield) for p0 then p1
-    pos = [1, 2, 5, 6]
+    pos = yardsticks.position_index()
     pos_err = np.abs(out["continuous"][:, pos] - tgt["continuous"][:, pos]) / SCALE["x"]
     dmg_err = np.abs(out["continuous"][:, [0, 4]] - tgt["continuous"][:, [0, 4]]) / SCALE["percent"]
     m = {
@@ -111,6 +112,11 @@ def teacher_forced_metrics(pred: dict) -> dict:
         "position_mae": sig((np.abs(tgt["continuous"][:, pos]) / SCALE["x"]).mean()),
         "damage_mae": sig((np.abs(tgt["continuous"][:, [0, 4]]) / SCALE["percent"]).mean()),
     }
+    if "prev_velocity" in tgt:  # v2 and later record velocities
+        reckoned = yardsticks.continuous_delta(tgt["prev_velocity"], tgt["prev_binary"])
+        m["dead_reckoning"] = m["copy_last_frame"] | {  # moves by the last velocity
+            "position_mae": sig((np.abs(reckoned - tgt["continuous"])[:, pos] / SCALE["x"]).mean())
+        }
     return m
 
 
@@ -124,7 +130,8 @@ def rollout_starts(frames: Frames, horizon: int, n: int, seed: int) -> np.ndarra
 
 def replay_and_copy(frames: Frames, starts, horizon: int) -> tuple[np.ndarray, ...]:
     """The replay's frames over a rollout (true floats, true ints: (B, horizon, 2, ·)) and
-    copy-last-frame's (the last seed frame held, same shapes)."""
+    copy-last-frame's (the last seed frame held, same shapes); dead reckoning is
+    `yardsticks.rollout` from the same last frame with copy-last's ints."""
     enc = frames.cfg
     f, i, _ = frames.clip(starts, enc.context + horizon - enc.lead)
     true_f, true_i = f[:, enc.context :].numpy(), i[:, enc.context :].numpy()
@@ -135,7 +142,7 @@ def replay_and_copy(frames: Frames, starts, horizon: int) -> tuple[np.ndarray, .
 
 def rollout_errors(frames: Frames, starts, pred_f, pred_i) -> dict[str, np.ndarray]:
     """Per start and step: position error (Euclidean, mean over players), action and stock
-    agreement, percent error; for the predicted frames and for copy-last-frame."""
+    agreement, percent error; for the predicted frames, copy-last-frame and dead reckoning."""
     enc = frames.cfg
     true_f, true_i, last_f, last_i = replay_and_copy(frames, starts, pred_f.shape[1])
     x, y, pc, st = (enc.fi(n) for n in ("x", "y", "percent", "stocks"))
@@ -152,9 +159,14 @@ def rollout_errors(frames: Frames, starts, pred_f, pred_i) -> dict[str, np.ndarr
             e["stocks"] = (np.abs(pf[..., st] - true_f[..., st]) / SCALE["stocks"] < 0.5).all(-1)
         return e
 
-    model = errors(pred_f.numpy(), pred_i.numpy())
-    copy = errors(last_f, last_i)
-    return {"model": model, "copy_last_frame": copy}
+    out = {
+        "model": errors(pred_f.numpy(), pred_i.numpy()),
+        "copy_last_frame": errors(last_f, last_i),
+    }
+    if "speed_y" in enc.floats:
+        reckoned = yardsticks.rollout(enc, np.ascontiguousarray(last_f[:, 0]), pred_f.shape[1])
+        out["dead_reckoning"] = errors(reckoned, last_i)
+    return out
 
 
 def rollout_metrics(model, frames: Frames, n: int, seed: int, horizons=HORIZONS):

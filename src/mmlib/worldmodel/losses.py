@@ -31,15 +31,30 @@ def per_player(logits: torch.Tensor) -> torch.Tensor:
     return logits.unflatten(-1, (2, -1))
 
 
-def losses(out: dict, tgt: dict, change_weight: float = 1.0) -> dict[str, torch.Tensor]:
-    """Each head's loss and their weighted `total`, averaged over batch and positions."""
+def losses(
+    out: dict,
+    tgt: dict,
+    change_weight: float = 1.0,
+    scales: dict | None = None,
+    float_loss: str = "mse",
+) -> dict[str, torch.Tensor]:
+    """Each head's loss and their weighted `total`, averaged over batch and positions. A float
+    head with a scale (`readout.Heads.scales`: a scaled model) is scored in its units, with
+    `float_loss` mse or huber (quadratic within 1 unit, linear beyond)."""
     parts = {}
+    scales = scales or {}
     for name, pred in out.items():
         target = tgt[name]
         if name == "binary":
             parts[name] = F.binary_cross_entropy_with_logits(pred, target)
         elif name in ("continuous", "velocity", "dynamics"):
-            parts[name] = F.mse_loss(pred, target)
+            s = scales.get(name)
+            if s is not None:
+                pred, target = pred / s, target / s
+            if float_loss == "huber":
+                parts[name] = F.smooth_l1_loss(pred, target, beta=1.0)
+            else:
+                parts[name] = F.mse_loss(pred, target)
         else:
             logits = per_player(pred)
             ce = F.cross_entropy(logits.flatten(0, -2), target.flatten(), reduction="none")

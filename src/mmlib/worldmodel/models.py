@@ -21,11 +21,14 @@ from torch import nn
 from mmlib.worldmodel.config import ModelConfig
 from mmlib.worldmodel.encoding import STAGE_VOCAB, VOCAB
 from mmlib.worldmodel.mamba2 import Mamba2Layer
+from mmlib.worldmodel.readout import Heads
 
 
 class FrameEncoder(nn.Module):
     """(floats (..., 2, F), ints (..., 2, I), stage (...)) -> (..., frame_dim): per player its
-    floats and embeddings (tables shared by both players), then the stage embedding."""
+    floats and embeddings (tables shared by both players), then the stage embedding. With
+    `standard_inputs` the floats are first standardised (the stored scale makes a velocity
+    ~0.01: the first layer would need huge weights to read gravity off it)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -33,23 +36,20 @@ class FrameEncoder(nn.Module):
         self.embed = nn.ModuleDict({n: nn.Embedding(*VOCAB[n]) for n in enc.ints})
         self.stage = nn.Embedding(*STAGE_VOCAB) if enc.has_stage else None
         self.names = enc.ints
+        self.standard = cfg.standard_inputs
+        if self.standard:  # per column, both players pooled; fit with `readout.fit_inputs`
+            self.register_buffer("float_mean", torch.zeros(len(enc.floats)))
+            self.register_buffer("float_std", torch.ones(len(enc.floats)))
 
     def forward(self, floats, ints, stage):
+        if self.standard:
+            floats = (floats - self.float_mean) / self.float_std
         parts = [floats] + [self.embed[n](ints[..., i]) for i, n in enumerate(self.names)]
         x = torch.cat(parts, dim=-1).flatten(-2)  # (..., 2 * player_dim)
         if self.stage is not None:
             s = self.stage(stage)
             x = torch.cat([x, s.expand(*x.shape[:-1], s.shape[-1])], dim=-1)
         return x
-
-
-class Heads(nn.Module):
-    def __init__(self, cfg: ModelConfig, width: int):
-        super().__init__()
-        self.out = nn.ModuleDict({n: nn.Linear(width, k) for n, k in cfg.head_sizes().items()})
-
-    def forward(self, h):
-        return {name: layer(h) for name, layer in self.out.items()}
 
 
 class FrameStackMLP(nn.Module):
@@ -76,7 +76,8 @@ class FrameStackMLP(nn.Module):
         x = self.encoder(floats, ints, stage[:, None]).flatten(1)
         if ctrl is not None:
             x = torch.cat([x, ctrl[:, -1]], dim=-1)
-        return {k: v[:, None] for k, v in self.heads(self.trunk(x)).items()}
+        out = self.heads(self.trunk(x), floats[:, -1], ints[:, -1])
+        return {k: v[:, None] for k, v in out.items()}
 
 
 class FrameStackMamba2(nn.Module):
@@ -96,18 +97,18 @@ class FrameStackMamba2(nn.Module):
         self.ctrl = nn.Linear(enc.ctrl_dim, cfg.d_model) if enc.ctrl_dim else None
         self.heads = Heads(cfg, cfg.d_model)
 
-    def _out(self, h, ctrl):
+    def _out(self, h, ctrl, floats, ints):
         h = self.norm(h)
         if self.ctrl is not None:
             h = h + self.ctrl(ctrl)
-        return self.heads(h)
+        return self.heads(h, floats, ints)
 
     def forward(self, floats, ints, stage, ctrl=None, scan="auto"):
         """Clip (B, W, 2, F)/(B, W, 2, I), stage (B,), ctrl (B, W, 26) -> heads (B, W, n)."""
         x = self.drop(self.proj(self.encoder(floats, ints, stage[:, None])))
         for layer in self.layers:
             x = layer(x, scan=scan)
-        return self._out(x, ctrl)
+        return self._out(x, ctrl, floats, ints)
 
     # --- recurrent use (rollouts) ----------------------------------------------------------
     def seed(self, floats, ints, stage, scan="auto"):
@@ -128,9 +129,10 @@ class FrameStackMamba2(nn.Module):
             new.append(cache)
         return x, new
 
-    def predict(self, h, ctrl):
-        """Heads for hidden states h (B, d) and the next controller (B, 26) -> (B, n)."""
-        return self._out(h, ctrl)
+    def predict(self, h, ctrl, floats, ints):
+        """Heads for hidden states h (B, d), the next controller (B, 26) and the frame h was
+        stepped to (B, 2, F)/(B, 2, I) -> (B, n)."""
+        return self._out(h, ctrl, floats, ints)
 
 
 def build(cfg: ModelConfig) -> nn.Module:

@@ -1,5 +1,6 @@
 """Pictures of world-model runs: training curves, one rollout against the truth, and error
-against horizon (one architecture or several, always beside copy-last-frame)."""
+against horizon (one architecture or several, always beside copy-last-frame and dead
+reckoning)."""
 
 from __future__ import annotations
 
@@ -60,11 +61,17 @@ Y_LABELS = {  # per-step rollout metric (`evaluate.rollout_errors`, `subsystems.
 }
 
 
+YARDSTICKS = {  # name -> line style
+    "copy last frame": {"ls": "--", "color": "grey"},
+    "dead reckoning": {"ls": ":", "color": "dimgrey"},
+}
+
+
 def horizon_curves(errors: dict, title: str, panels=ROLLOUT_PANELS):
     """Per-step rollout curves, one panel per (metric, title), y labelled from `Y_LABELS` (the
     title where the metric has none). `errors`: name -> {metric: (starts, horizon) or (horizon,)
-    array}; a name that starts with `copy` is drawn dashed and grey (the yardstick). One legend
-    for the figure, below the panels."""
+    array}; the yardsticks are drawn in grey (`YARDSTICKS`: copy-last-frame dashed, dead
+    reckoning dotted). One legend for the figure, below the panels."""
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), layout="constrained")
     lines = {}
     for ax, (metric, label) in zip(axes, panels, strict=True):
@@ -74,8 +81,8 @@ def horizon_curves(errors: dict, title: str, panels=ROLLOUT_PANELS):
             curve = np.asarray(e[metric], dtype=float)
             curve = curve.mean(0) if curve.ndim == 2 else curve
             steps = np.arange(1, len(curve) + 1)
-            yardstick = name.startswith("copy")
-            style = {"ls": "--", "color": "grey"} if yardstick else {"color": f"C{i}"}
+            yardstick = name.replace("_", " ") in YARDSTICKS
+            style = YARDSTICKS.get(name.replace("_", " "), {"color": f"C{i}"})
             (lines[f"{name} (yardstick)" if yardstick else name],) = ax.plot(steps, curve, **style)
         ax.set(xlabel="rollout horizon (frames)", ylabel=Y_LABELS.get(metric, label), title=label)
     fig.legend(lines.values(), lines.keys(), loc="outside lower center", ncol=len(lines))

@@ -72,6 +72,7 @@ class _Runner:
     def __init__(self, model, window_f, window_i, stage):
         self.model, self.stage = model, stage
         self.mlp = isinstance(model, FrameStackMLP)
+        self.last = window_f[:, -1], window_i[:, -1]  # the frame the next prediction starts from
         if self.mlp:
             self.window = window_f, window_i
         else:
@@ -82,9 +83,10 @@ class _Runner:
         if self.mlp:
             out = self.model(*self.window, self.stage, ctrl[:, None])
             return {n: v[:, 0] for n, v in out.items()}
-        return self.model.predict(self.h, ctrl)
+        return self.model.predict(self.h, ctrl, *self.last)
 
     def push(self, f, i) -> None:
+        self.last = f, i
         if self.mlp:
             wf, wi = self.window
             self.window = (torch.cat([wf[:, 1:], f[:, None]], 1),

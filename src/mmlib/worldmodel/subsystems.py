@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mmlib.worldmodel import yardsticks
 from mmlib.worldmodel.encoding import GUARD, GUARD_STATES, SCALE, EncodingConfig
 from mmlib.worldmodel.evaluate import replay_and_copy, sig
 from mmlib.worldmodel.losses import per_player
@@ -161,14 +162,18 @@ def expand(enc: EncodingConfig, owns: tuple[str, ...], heads: dict) -> dict:
     return out
 
 
-def previous(enc: EncodingConfig, tgt: dict) -> dict[str, np.ndarray]:
+def previous(enc: EncodingConfig, tgt: dict, reckon: bool = False) -> dict[str, np.ndarray]:
     """The frame before each target, decoded like `decode(truth=True)`: absolutes for the
-    dynamics, and what copy-last-frame predicts (no delta, the same binaries and classes)."""
+    dynamics, and what copy-last-frame predicts (no delta, the same binaries and classes);
+    with `reckon`, dead reckoning's (x and y move by the last velocity, `yardsticks`)."""
     prev = {}
     n = len(tgt["binary"])
     for names in enc.float_groups.values():
         for name in names:
             prev[name] = np.zeros((n, 2))  # a delta of 0: nothing moves
+    if reckon:
+        step = yardsticks.step(tgt["prev_velocity"], tgt["prev_binary"])  # (n, 2, 2) stored
+        prev["x"], prev["y"] = step[..., 0] / SCALE["x"], step[..., 1] / SCALE["y"]
     prev |= decode(enc, {"dynamics": tgt["prev_dynamics"]}, truth=True) if enc.dynamics else {}
     prev |= decode(enc, {"binary": tgt["prev_binary"]}, truth=True)
     for name in enc.predicted_ints:
@@ -311,6 +316,11 @@ def teacher_forced_metrics(enc: EncodingConfig, pred: dict, owns: tuple[str, ...
     out["copy_last_frame"] = {
         s.name: subsystem_metrics(s.name, prev, true, prev) for s in SUBSYSTEMS
     }
+    if "prev_velocity" in tgt:  # only movement differs from copy-last-frame
+        reckoned = previous(enc, tgt, reckon=True)
+        out["dead_reckoning"] = {
+            s.name: subsystem_metrics(s.name, reckoned, true, prev) for s in SUBSYSTEMS
+        }
     return out
 
 
@@ -334,8 +344,8 @@ def decomposes(sub: Subsystem, standalone: float, monolith: float, margin: float
 
 
 def rollout_errors(frames, starts, pred_f, pred_i, pred_guard) -> dict[str, dict]:
-    """Per start and step, each subsystem's rollout metric, for the rollout and for
-    copy-last-frame: {"model": {metric: (B, H)}, "copy_last_frame": {...}}."""
+    """Per start and step, each subsystem's rollout metric, for the rollout and for the
+    yardsticks: {"model": {metric: (B, H)}, "copy_last_frame": {...}, "dead_reckoning": ...}."""
     enc = frames.cfg
     true_f, true_i, last_f, last_i = replay_and_copy(frames, starts, pred_f.shape[1])
     x, y, pc, hl = (enc.fi(n) for n in ("x", "y", "percent", "hitlag"))
@@ -355,10 +365,15 @@ def rollout_errors(frames, starts, pred_f, pred_i, pred_guard) -> dict[str, dict
             "guard": (pg == true_guard).mean(-1),
         }
 
-    return {
+    last_guard = GUARD.numpy()[last_i[..., a]]
+    out = {
         "model": errors(pred_f.numpy(), pred_i.numpy(), np.asarray(pred_guard)),
-        "copy_last_frame": errors(last_f, last_i, GUARD.numpy()[last_i[..., a]]),
+        "copy_last_frame": errors(last_f, last_i, last_guard),
     }
+    if "speed_y" in enc.floats:
+        reckoned = yardsticks.rollout(enc, np.ascontiguousarray(last_f[:, 0]), pred_f.shape[1])
+        out["dead_reckoning"] = errors(reckoned, last_i, last_guard)
+    return out
 
 
 def at_horizons(errors: dict, horizons, subsystems=SUBSYSTEMS) -> dict:
@@ -389,5 +404,5 @@ def flops_per_frame(model) -> int:
             h, caches = model.seed(floats, ints, stage)
             with FlopCounterMode(display=False) as counter:
                 h, caches = model.step(floats[:, -1], ints[:, -1], stage, caches)
-                model.predict(h, ctrl)
+                model.predict(h, ctrl, floats[:, -1], ints[:, -1])
     return int(counter.get_total_flops())

@@ -23,7 +23,7 @@ import torch
 from mmlib import cpu_kernels
 from mmlib.atomic import atomic_path
 from mmlib.errors import UsageError
-from mmlib.worldmodel import encoding, models
+from mmlib.worldmodel import encoding, models, readout
 from mmlib.worldmodel.config import ModelConfig
 from mmlib.worldmodel.data import Frames
 from mmlib.worldmodel.losses import losses
@@ -41,6 +41,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     clip: int = 60  # Mamba-2 training clip (frames); the MLP's clip is its context K
     change_weight: float = 1.0  # E010b transition weighting (1 = off)
+    float_loss: str = "mse"  # float heads: mse (published) | huber (delta 1, in scale units)
     seed: int = 0
     threads: int = 2  # fixed, so a CPU run gives the same weights on any machine
 
@@ -50,6 +51,8 @@ class TrainConfig:
                 raise UsageError(
                     f"world_model.{name} must be at least 1, not {getattr(self, name)}"
                 )
+        if self.float_loss not in ("mse", "huber"):
+            raise UsageError(f"world_model.float_loss {self.float_loss!r} is not mse or huber")
 
     @classmethod
     def from_params(cls, section: dict) -> TrainConfig:
@@ -103,7 +106,9 @@ def step_outputs(model, frames: Frames, starts, width: int):
     return out, tgt
 
 
-def validate(model, frames: Frames, width: int, batch: int) -> dict[str, float]:
+def validate(
+    model, frames: Frames, width: int, batch: int, float_loss: str = "mse"
+) -> dict[str, float]:
     """Mean losses over the validation clips (tiled without overlap, so each frame once)."""
     model.eval()
     step = 1 if isinstance(model, models.FrameStackMLP) else width
@@ -114,7 +119,9 @@ def validate(model, frames: Frames, width: int, batch: int) -> dict[str, float]:
             starts = frames.start_rows(width, np.arange(i, min(i + batch, total)), step)
             out, tgt = step_outputs(model, frames, starts, width)
             k = len(starts)
-            for name, v in losses(out, tgt).items():
+            for name, v in losses(
+                out, tgt, scales=model.heads.scales(), float_loss=float_loss
+            ).items():
                 sums[name] = sums.get(name, 0.0) + v.item() * k
             n += k
     model.train()
@@ -148,6 +155,10 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, train_frames: Frames, val_fr
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(cfg.seed)
     model = models.build(model_cfg)
+    if model_cfg.scale != "none":  # before any step; a resumed run restores the same buffers
+        model.heads.set_scales(*readout.fit_scales(model_cfg, train_frames))
+    if model_cfg.standard_inputs:
+        model.encoder.float_mean, model.encoder.float_std = readout.fit_inputs(train_frames)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     rng = np.random.default_rng(cfg.seed)
@@ -179,7 +190,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, train_frames: Frames, val_fr
         lr = sched.get_last_lr()[0]
         for i in progress(batches, desc=f"epoch {epoch + 1}") if progress else batches:
             out, tgt = step_outputs(model, train_frames, starts[i : i + cfg.batch], width)
-            parts = losses(out, tgt, cfg.change_weight)
+            parts = losses(out, tgt, cfg.change_weight, model.heads.scales(), cfg.float_loss)
             parts["total"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
@@ -191,7 +202,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, train_frames: Frames, val_fr
         history.train.append(
             {"epoch": epoch, "lr": lr} | {k: v / len(batches) for k, v in sums.items()}
         )
-        val = validate(model, val_frames, width, cfg.batch)
+        val = validate(model, val_frames, width, cfg.batch, cfg.float_loss)
         history.val.append({"epoch": epoch} | val)
         if val["total"] < history.best_loss:
             history.best_loss, history.best_epoch = val["total"], epoch
