@@ -131,7 +131,7 @@ policy = load_policy(paths.policies / character, evaluate.default_device())
 windows = evaluate.val_windows(data / "val", policy.config.max_seq_len, cfg.eval_windows)
 val_loss, preds = evaluate.predict(policy.model, windows, cfg.batch, policy.device)
 targets = evaluate.targets_by_head(windows)
-scores = evaluate.head_metrics(preds, targets)
+scores = evaluate.head_metrics(preds, targets, evaluate.previous_classes(windows))
 same = all(np.isclose(val_loss[k], metrics["val_loss"][k], atol=1e-5) for k in val_loss)
 print(f"loaded {policy.metadata['run_name']} (step {policy.metadata['global_step']})")
 print(f"validation losses equal the run's: {same}")
@@ -140,7 +140,8 @@ print(f"validation losses equal the run's: {same}")
 # ## Per head, against the yardsticks
 # Loss against the class-frequency baseline (lower is better); accuracy and macro-F1 (mean F1
 # over the classes present) against the accuracy of copying the current input. Copying is strong
-# on 60 fps input: most frames repeat the last one.
+# on 60 fps input: most frames repeat the last one. So each head is also scored on the frames
+# where the human's class changes ("change accuracy"), where copying scores 0.
 
 # %%
 pd.DataFrame(
@@ -149,6 +150,8 @@ pd.DataFrame(
         "baseline loss": baseline,
         "accuracy": {h: scores[h]["acc"] for h in evaluate.HEAD_NAMES},
         "copy-last accuracy": metrics["copy_last_acc"],
+        "change accuracy": {h: scores[h]["change_acc"] for h in evaluate.HEAD_NAMES},
+        "change frames": {h: scores[h]["change_frames"] for h in evaluate.HEAD_NAMES},
         "macro-F1": {h: scores[h]["macro_f1"] for h in evaluate.HEAD_NAMES},
     }
 ).round(4).astype(object).fillna("")
@@ -200,5 +203,6 @@ print(f"val loss {metrics['val_loss']['total']:.4f}, baseline {baseline['total']
 for h in evaluate.HEAD_NAMES:
     print(
         f"{h:8s} loss {metrics['val_loss'][h]:.4f} (baseline {baseline[h]:.4f}), "
-        f"acc {metrics['val'][h]['acc']:.3f} (copy-last {metrics['copy_last_acc'][h]:.3f})"
+        f"acc {metrics['val'][h]['acc']:.3f} (copy-last {metrics['copy_last_acc'][h]:.3f}), "
+        f"on changes {metrics['val'][h]['change_acc'] or 0:.3f} (copy-last 0)"
     )

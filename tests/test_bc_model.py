@@ -168,3 +168,30 @@ def test_bad_configs_are_one_line_errors():
         TrainConfig.from_params({"stpes": 3})
     with pytest.raises(UsageError, match="precision"):
         TrainConfig(precision="fp16")
+
+
+def test_hold_heads_start_from_the_current_input_and_keep_published_names():
+    """With `hold`, each head adds one learned scalar to the logit of the class the input's
+    one-hot holds: with the heads' own outputs zeroed, every head predicts copy-last."""
+    from mmlib.checkpoint import published
+    from mmlib.features import controller
+
+    cfg = preset("tiny", hold=True)
+    model = BCTransformer(cfg).eval()
+    assert model.n_params() == BCTransformer(preset("tiny")).n_params() + len(HEADS)
+    with torch.no_grad():
+        for head in model.heads.values():
+            head.out.weight.zero_()
+            head.out.bias.zero_()
+    ints, floats, _ = _inputs(cfg, 3, 8)
+    g = torch.Generator().manual_seed(1)
+    now = {name: torch.randint(0, n, (3, 8), generator=g) for name, n in HEADS}
+    floats[..., -controller.CONTROLLER_DIM :] = torch.from_numpy(
+        controller.one_hot(*(now[k].numpy() for k in ("main", "c", "button", "shoulder")))
+    )
+    logits, _ = model(ints, floats)
+    for name, _ in HEADS:
+        assert torch.equal(logits[name].argmax(-1), now[name]), name
+    names = published.to_published(model.state_dict())
+    assert "heads.mmlib_hold" in names
+    assert set(published.from_published(names, "test")) == set(model.state_dict())

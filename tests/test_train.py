@@ -263,3 +263,23 @@ def test_missing_shards_of_an_unlisted_character_name_the_params_key_to_edit(tmp
     )
     with pytest.raises(UsageError, match="unknown character 'mewtwo2'"):
         run_character("mewtwo2", params, paths)
+
+
+def test_change_accuracy_counts_only_frames_where_the_human_changes_class():
+    from mmlib.train import evaluate
+
+    heads = evaluate.HEAD_NAMES
+    true = {h: np.array([[0, 0, 1, 1, 2, 2]]) for h in heads}
+    prev = {h: np.array([[0, 0, 0, 1, 1, 2]]) for h in heads}  # changes at frames 2 and 4
+    copy = {h: prev[h].copy() for h in heads}
+    hits_one = {h: np.array([[0, 0, 1, 1, 1, 2]]) for h in heads}  # right at 2, wrong at 4
+    m = evaluate.head_metrics(copy, true, prev)
+    assert m["main"]["acc"] == pytest.approx(4 / 6) and m["main"]["change_acc"] == 0.0
+    assert m["main"]["change_frames"] == 2
+    assert m["main"]["false_change"] == 0.0  # copying never leaves the held class
+    m = evaluate.head_metrics(hits_one, true, prev)
+    assert m["button"]["change_acc"] == 0.5
+    jumpy = {h: np.array([[1, 0, 1, 1, 2, 0]]) for h in heads}  # changes on 2 of 4 held frames
+    assert evaluate.head_metrics(jumpy, true, prev)["c"]["false_change"] == 0.5
+    assert "change_acc" not in evaluate.head_metrics(copy, true)["c"]
+    assert evaluate.head_metrics(true, true, true)["c"]["change_acc"] is None  # no change frame

@@ -41,6 +41,7 @@ KEYS = (
     ("heads.button.norm.", "heads.btn_head.0."),
     ("heads.button.hidden.", "heads.btn_head.1."),
     ("heads.button.out.", "heads.btn_head.3."),
+    ("heads.hold", "heads.mmlib_hold"),  # ours (ModelConfig.hold): no published model has it
 )
 MASK_BUFFER = re.compile(r"^blocks\.\d+\.self_attn\.bias$")  # the published causal mask
 PREFIXES = ("_orig_mod.", "module.")  # torch.compile and DDP wrappers

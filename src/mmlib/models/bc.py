@@ -111,21 +111,37 @@ class Head(nn.Module):
         return self.out(F.gelu(self.hidden(self.norm(x))))
 
 
+# Where each head's class of the current controller sits in the one-hot that ends `floats`.
+ONE_HOT = dict(zip(("main", "c", "button", "shoulder"), controller.OFFSETS, strict=True))
+HOLD = 3.0  # the hold bonus's start (nats): the current class wins unless a logit is 3 higher
+
+
 class ControllerHeads(nn.ModuleDict):
     """Shoulder -> c-stick -> main stick -> buttons, each fed the hidden state and the detached
-    raw logits of all earlier heads (no teacher forcing, no sampling)."""
+    raw logits of all earlier heads (no teacher forcing, no sampling).
 
-    def __init__(self, d_model: int):
+    With `hold` (not in the published model), each head adds a learned bonus (one scalar per
+    head, starting at HOLD) to the logit of the class the controller is in now, read off the
+    input's one-hot: holding the input, right on about 80-99 % of frames, is where a head starts,
+    and it learns when to change."""
+
+    def __init__(self, d_model: int, hold: bool = False):
         super().__init__()
         n_in = d_model
         for name, classes in HEADS:
             self[name] = Head(n_in, classes)
             n_in += classes
+        self.hold = nn.Parameter(torch.full((len(HEADS),), HOLD)) if hold else None
 
-    def forward(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, h: torch.Tensor, floats: torch.Tensor) -> dict[str, torch.Tensor]:
+        """h (B, T, C), floats (B, T, F) (the current controller's one-hot ends it)."""
         logits, x = {}, h
-        for name, head in self.items():
-            logits[name] = head(x)
+        current = floats[..., -controller.CONTROLLER_DIM :]
+        for k, (name, classes) in enumerate(HEADS):
+            logits[name] = self[name](x)
+            if self.hold is not None:
+                now = current[..., ONE_HOT[name] : ONE_HOT[name] + classes]
+                logits[name] = logits[name] + self.hold[k] * now.to(logits[name].dtype)
             x = torch.cat([x, logits[name].detach()], dim=-1)
         return logits
 
@@ -137,7 +153,7 @@ class BCTransformer(nn.Module):
         self.encoder = FrameEncoder(cfg)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm_out = nn.LayerNorm(cfg.d_model)
-        self.heads = ControllerHeads(cfg.d_model)
+        self.heads = ControllerHeads(cfg.d_model, cfg.hold)
         self.apply(self._init)
         for block in self.blocks:  # residual projections scaled down by depth (GPT-2 style)
             for w in (block.attn.out.weight, block.mlp.down.weight):
@@ -174,7 +190,7 @@ class BCTransformer(nn.Module):
         x = self.encoder(ints, floats)
         for block in self.blocks:
             x = block(x, reference, window)
-        logits = self.heads(self.norm_out(x))
+        logits = self.heads(self.norm_out(x), floats)
         return logits, (None if targets is None else losses(logits, targets))
 
 

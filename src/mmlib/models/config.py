@@ -30,6 +30,7 @@ class ModelConfig:
     stage_dim: int = 4
     character_dim: int = 12
     action_dim: int = 32
+    hold: bool = False  # heads start from "the input holds" (ControllerHeads; not published)
 
     def __post_init__(self):
         if self.d_model % self.n_heads:
@@ -64,6 +65,9 @@ class ModelConfig:
 PRESETS: dict[str, ModelConfig] = {
     "mimic": ModelConfig(),
     "small": ModelConfig(d_model=128, n_layers=2, n_heads=4, d_ff=512, dropout=0.1, rel_table=180),
+    "small-hold": ModelConfig(
+        d_model=128, n_layers=2, n_heads=4, d_ff=512, dropout=0.1, rel_table=180, hold=True
+    ),
     "tiny": ModelConfig(
         d_model=32, n_layers=2, n_heads=2, d_ff=64, dropout=0.0, max_seq_len=16, rel_table=32
     ),

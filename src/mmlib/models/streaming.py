@@ -108,7 +108,7 @@ class Stream:
             x = self._block(x)
         cache.advance(n)
         self.frames += n
-        return model.heads(model.norm_out(x))
+        return model.heads(model.norm_out(x), floats)
 
     def _block(self, x: torch.Tensor) -> torch.Tensor:
         """n new frames x (B, n, C) through every layer, as the banded forward computes them."""

@@ -77,12 +77,12 @@ def _csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def _round(obj, digits: int = 4):
+def round_floats(obj, digits: int = 4):
     """Floats rounded for the committed metrics (so tiny numeric noise shows as no change)."""
     if isinstance(obj, float):
         return round(obj, digits)
     if isinstance(obj, dict):
-        return {k: _round(v, digits) for k, v in obj.items()}
+        return {k: round_floats(v, digits) for k, v in obj.items()}
     return obj
 
 
@@ -118,7 +118,9 @@ def run_character(
     metrics = summarize(result, cfg, model_cfg, data, character)
     policy_metadata = {
         "character": character,
-        "melee_enum": SLUGS[character].name.upper().replace(" ", "_"),
+        "melee_enum": SLUGS[character].name.upper().replace(" ", "_")
+        if character in SLUGS
+        else None,
         "run_name": f"{character}-{cfg.preset}-seed{cfg.seed}",
         "global_step": result.history.best_step,
         "n_params": sum(v.numel() for v in result.best_state.values()),
@@ -144,7 +146,7 @@ def run_character(
     report.mkdir(parents=True, exist_ok=True)
     write_text(report / "train_curve.csv", _csv(result.history.train))
     write_text(report / "val_curve.csv", _csv(result.history.val))
-    write_json(report / "metrics.json", _round(metrics))
+    write_json(report / "metrics.json", round_floats(metrics))
     return metrics
 
 
@@ -169,7 +171,7 @@ def summarize(
         "val_loss": val,
         "frequency_baseline": evaluate.frequency_baseline(train_targets, targets),
         "copy_last_acc": evaluate.copy_last_accuracy(windows),
-        "val": evaluate.head_metrics(preds, targets),
+        "val": evaluate.head_metrics(preds, targets, evaluate.previous_classes(windows)),
         "n_params": sum(v.numel() for v in result.best_state.values()),
         "train_rows": int(len(train_targets)),
     }

@@ -37,16 +37,16 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def val_windows(split_dir: Path, window: int, limit: int) -> dict[str, np.ndarray]:
+def val_windows(
+    split_dir: Path, window: int, limit: int, games: list[int] | None = None
+) -> dict[str, np.ndarray]:
     """Every non-overlapping `window` of each game in a split (thinned evenly to `limit`):
-    each array as (N, window, ...)."""
+    each array as (N, window, ...). `games`: only these games (indices in the split)."""
     arrays = {name: np.load(Path(split_dir) / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
     offsets = np.load(Path(split_dir) / "offsets.npy")
+    keep = range(len(offsets) - 1) if games is None else games
     starts = np.concatenate(
-        [
-            np.arange(a, b - window + 1, window)
-            for a, b in zip(offsets[:-1], offsets[1:], strict=True)
-        ]
+        [np.arange(offsets[g], offsets[g + 1] - window + 1, window) for g in keep]
         + [np.zeros(0, np.int64)]
     )
     if len(starts) > limit:
@@ -110,13 +110,25 @@ def confusion(pred: np.ndarray, true: np.ndarray, n_classes: int) -> np.ndarray:
     return np.bincount(idx, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def head_metrics(preds: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> dict:
+def head_metrics(
+    preds: dict[str, np.ndarray], targets: dict[str, np.ndarray], prev: dict | None = None
+) -> dict:
     """Top-1 accuracy and macro-F1 per head, plus the neutral-stick and NONE-button shares
-    predicted and true, and c-stick accuracy on non-neutral targets."""
+    predicted and true, and c-stick accuracy on non-neutral targets. Given the current inputs'
+    classes (`previous_classes`), also each head's accuracy on the frames where the human's class
+    changes (`change_acc`; copying the input scores 0 there), how many there are, and the share
+    of the other frames where the prediction leaves the held class (`false_change`: copying
+    scores 0 there; a model beats copying only if its changes are right more often than not)."""
     out = {}
     for name in HEAD_NAMES:
         p, t = preds[name], targets[name]
         out[name] = {"acc": float((p == t).mean()), "macro_f1": macro_f1(p, t, N_CLASSES[name])}
+        if prev is not None:
+            changed = t != prev[name]
+            out[name]["change_acc"] = float((p == t)[changed].mean()) if changed.any() else None
+            out[name]["change_frames"] = int(changed.sum())
+            held = ~changed
+            out[name]["false_change"] = float((p != t)[held].mean()) if held.any() else None
     active = targets["c"] != C_NEUTRAL  # None when the validation windows never move the c-stick
     hits = preds["c"][active] == targets["c"][active]
     out["c"]["active_acc"] = float(hits.mean()) if active.any() else None

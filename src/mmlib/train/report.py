@@ -61,27 +61,61 @@ def curves(
 
 
 def head_scores(metrics: dict) -> Figure:
-    """Per head, validation accuracy and macro-F1 as bars, with the accuracy of copying the last
-    input as a black marker on each accuracy bar.
+    """Per head, validation accuracy, accuracy on the frames where the human's class changes
+    and macro-F1 as bars, with the accuracy of copying the last input as a black marker on the
+    accuracy bar (on change frames copying scores 0).
 
     metrics: as `mmlib.train.character.run_character` returns it (`val`, `copy_last_acc`).
     """
-    fig = Figure(figsize=(7, 4), layout="constrained")
+    fig = Figure(figsize=(7.5, 4), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(evaluate.HEAD_NAMES))
     acc = [metrics["val"][h]["acc"] for h in evaluate.HEAD_NAMES]
+    change = [metrics["val"][h].get("change_acc") or 0.0 for h in evaluate.HEAD_NAMES]
     f1 = [metrics["val"][h]["macro_f1"] for h in evaluate.HEAD_NAMES]
     copy = [metrics["copy_last_acc"][h] for h in evaluate.HEAD_NAMES]
-    ax.bar(x - 0.2, acc, width=0.4, color="#3b75af", label="accuracy")
-    ax.bar(x + 0.2, f1, width=0.4, color="#9ecae1", label="macro-F1")
-    ax.scatter(x - 0.2, copy, marker="D", color="black", zorder=3, label="copy last input (acc)")
-    for xi, a, f, c in zip(x, acc, f1, copy, strict=True):
-        ax.text(xi - 0.2, a / 2, f"{a:.3f}", ha="center", va="center", fontsize=8, color="white")
-        ax.text(xi + 0.2, f + 0.01, f"{f:.3f}", ha="center", va="bottom", fontsize=8)
-        ax.text(xi - 0.2, c + 0.025, f"{c:.3f}", ha="center", va="bottom", fontsize=7)
+    w = 0.27
+    ax.bar(x - w, acc, width=w, color="#3b75af", label="accuracy")
+    ax.bar(x, change, width=w, color="#e6a04b", label="accuracy on changes")
+    ax.bar(x + w, f1, width=w, color="#9ecae1", label="macro-F1")
+    ax.scatter(x - w, copy, marker="D", color="black", zorder=3, label="copy last input (acc)")
+    for xi, a, ch, f, c in zip(x, acc, change, f1, copy, strict=True):
+        ax.text(xi - w, a / 2, f"{a:.3f}", ha="center", va="center", fontsize=7, color="white")
+        ax.text(xi, ch + 0.01, f"{ch:.3f}", ha="center", va="bottom", fontsize=7)
+        ax.text(xi + w, f + 0.01, f"{f:.3f}", ha="center", va="bottom", fontsize=7)
+        ax.text(xi - w, c + 0.025, f"{c:.3f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(x, evaluate.HEAD_NAMES)
-    ax.set(ylim=(0, 1.25), ylabel="share of validation frames", title="validation scores per head")
-    ax.legend(fontsize=8, loc="upper center", ncol=3)
+    ax.set(ylim=(0, 1.3), ylabel="share of validation frames", title="validation scores per head")
+    ax.legend(fontsize=8, loc="upper center", ncol=2)
+    return fig
+
+
+def pooled_comparison(result: dict) -> Figure:
+    """Per character (one panel each), per head: the per-character and the pooled policy's
+    accuracy (solid) and accuracy on change frames (hatched), copy-last as a black marker.
+
+    result: as `mmlib.train.pooled.compare` returns it.
+    """
+    fig = Figure(figsize=(3.2 * len(result), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(result), sharey=True, squeeze=False)[0]
+    x = np.arange(len(evaluate.HEAD_NAMES))
+    for ax, (character, r) in zip(axes, result.items(), strict=True):
+        for k, (who, color) in enumerate((("per_character", "#3b75af"), ("pooled", "#e6a04b"))):
+            s = r[who]
+            acc = [s[h]["acc"] for h in evaluate.HEAD_NAMES]
+            change = [s[h]["change_acc"] or 0.0 for h in evaluate.HEAD_NAMES]
+            label = who.replace("_", " ")
+            ax.bar(x + (k - 1) * 0.4, acc, width=0.2, color=color, label=f"{label}: accuracy")
+            ax.bar(x + (k - 1) * 0.4 + 0.2, change, width=0.2, color=color, hatch="//",
+                   edgecolor="white", label=f"{label}: on changes")  # fmt: skip
+        copy = [r["copy_last_acc"][h] for h in evaluate.HEAD_NAMES]
+        ax.scatter(x - 0.3, copy, marker="D", color="black", zorder=3, label="copy last input")
+        ax.set_xticks(x, evaluate.HEAD_NAMES, fontsize=8)
+        ax.set(title=f"{character} ({r['windows']} windows)", ylim=(0, 1.05))
+    axes[0].set_ylabel("share of validation frames")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=5, fontsize=8)
+    fig.suptitle("one pooled policy against one per character, on each character's games")
     return fig
 
 
