@@ -24,7 +24,7 @@ from mmlib.errors import UsageError
 from mmlib.features import build, controller, dataset, shards, transforms
 from mmlib.features.sampler import ARRAYS, WindowSampler
 from mmlib.features.schema import load_schema
-from mmlib.features.split import Perspective, perspectives, split_md5s
+from mmlib.features.split import POOLED, Perspective, perspectives, split_md5s
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIT = ROOT / "reports/audit/audit.json"
@@ -252,15 +252,47 @@ def test_split_is_disjoint_complete_and_recorded(built, ingested, character):
     assert (split["seed"], split["val_frac"]) == (settings["seed"], settings["val_frac"])
     train, val = set(split["train_md5s"]), set(split["val_md5s"])
     assert train and val and not train & val
-    views = perspectives(read_games(ingested), character)
+    views = perspectives(read_games(ingested), character, include_quits=settings["include_quits"])
     assert train | val == {v.md5 for v in views}
     assert {g["md5"] for g in m["train"]["games"]} == train
     assert {g["md5"] for g in m["val"]["games"]} == val
-    assert (split["train_md5s"], split["val_md5s"]) == split_md5s(
-        [v.md5 for v in views], settings["val_frac"], settings["seed"]
+    complete = {v.md5 for v in perspectives(read_games(ingested), character)}  # usable_1v1
+    train_complete, val_complete = split_md5s(
+        [v.md5 for v in views if v.md5 in complete], settings["val_frac"], settings["seed"]
     )
+    assert split["val_md5s"] == val_complete  # validation: complete games only
+    assert split["train_md5s"] == sorted(set(train_complete) | (train - complete))
     data = built["fitted"][character].data  # the norm was fitted on the same training games
     assert data.split == split
+
+
+def test_quit_ended_games_join_only_with_the_switch(ingested):
+    games = read_games(ingested)
+    rows = {g["md5"]: g for g in games.to_pylist()}
+    strict = perspectives(games, POOLED)
+    loose = perspectives(games, POOLED, include_quits=True)
+    assert set(strict) < set(loose)
+    for view in set(loose) - set(strict):
+        g = rows[view.md5]
+        assert not g["usable_1v1"] and not g["normal_end"]
+        assert g["is_1v1"] and g["legal_stage"] and g["enough_frames"]
+    assert all(rows[v.md5]["usable_1v1"] for v in strict)
+
+
+def test_the_pooled_split_holds_out_every_characters_validation_games(built, ingested):
+    """`all` takes every character's perspectives; its validation games are exactly the listed
+    characters' own, so no model is scored on a game the pooled one trained on."""
+    settings = built["settings"] | {"characters": [*CHARS, POOLED]}
+    pooled = dataset.character_data(ingested, POOLED, settings)
+    own = [dataset.character_data(ingested, c, settings) for c in CHARS]
+    assert pooled.split["val_md5s"] == sorted({p.md5 for d in own for p in d.val})
+    assert not set(pooled.split["train_md5s"]) & set(pooled.split["val_md5s"])
+    for d in own:
+        assert set(d.val) <= set(pooled.val)  # the same perspectives, every one
+    views = perspectives(read_games(ingested), POOLED, include_quits=settings["include_quits"])
+    assert sorted(pooled.train + pooled.val, key=lambda p: (p.md5, p.self_port)) == views
+    with pytest.raises(UsageError, match="needs a listed character"):
+        dataset.character_data(ingested, POOLED, settings | {"characters": [POOLED]})
 
 
 # --- streaming: one perspective at a time, any number of workers --------------------------------
@@ -318,7 +350,10 @@ def test_streaming_norm_equals_one_fit_on_the_pooled_frames(built, ingested):
                 else:
                     assert ours[key] == pytest.approx(value, rel=1e-12, abs=1e-12), (name, key)
         assert fit.frames == len(pooled) // 2
-        assert np.array_equal(fit.before, pooled, equal_nan=True)  # under the cap: every frame
+        if fit.frames <= built["settings"]["sample_frames"]:  # under the cap: every frame
+            assert np.array_equal(fit.before, pooled, equal_nan=True)
+        else:  # whole perspectives drawn under the cap
+            assert 0 < len(fit.before) <= 2 * built["settings"]["sample_frames"]
 
 
 def test_the_plotted_sample_is_seeded_and_bounded():
@@ -623,7 +658,8 @@ def test_split_keeps_a_game_on_each_side():
 
 
 def test_a_listed_character_without_games_is_skipped_and_said(built, ingested, tmp_path, capsys):
-    settings, schema = built["settings"], built["schema"]
+    # mewtwo's one game here ends in a quit: no usable game unless quits are included
+    settings, schema = built["settings"] | {"include_quits": False}, built["schema"]
     fitted = dataset.fit_characters(ingested, ["falco", "mewtwo"], schema, settings, tmp_path)
     assert list(fitted) == ["falco"] and not (tmp_path / "mewtwo").exists()
     assert "norm: skipped: no usable 1v1 game" in capsys.readouterr().out
@@ -643,8 +679,9 @@ def test_a_character_whose_training_games_lack_a_column_is_skipped_by_norm_and_s
 ):
     """Peach's one training game here is a Slippi 1.7.1 replay: no jumps, speeds or hitlag. A
     norm without those columns would fail the shards (and the bot would meet them unseen in play),
-    so norm skips her with the reason, and shards skips her too."""
-    settings, schema = built["settings"], built["schema"]
+    so norm skips her with the reason, and shards skips her too (quit-ended games left out: one
+    of them is a newer replay of hers)."""
+    settings, schema = built["settings"] | {"include_quits": False}, built["schema"]
     fitted = dataset.fit_characters(ingested, ["falco", "peach"], schema, settings, tmp_path)
     assert list(fitted) == ["falco"] and not (tmp_path / "peach").exists()
     why = dataset.norm_skipped(tmp_path)["peach"]

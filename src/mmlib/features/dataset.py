@@ -17,7 +17,7 @@ from mmlib.errors import UsageError
 from mmlib.features import build, controller, raw, transforms
 from mmlib.features.moments import Moments, merge_all
 from mmlib.features.schema import FeatureSchema
-from mmlib.features.split import Perspective, character_slug, perspectives, split_md5s
+from mmlib.features.split import POOLED, Perspective, character_slug, perspectives, split_md5s
 from mmlib.parallel import ordered_map
 
 NORM_FILES = (
@@ -84,14 +84,37 @@ def character_data(ingest_dir: Path, character: str, settings: dict) -> Characte
     if not (Path(ingest_dir) / "games.parquet").exists():
         raise UsageError(f"no ingest at {ingest_dir} (games.parquet); run `dvc repro ingest`")
     games = read_games(ingest_dir)
-    views = perspectives(games, character, settings.get("include_cpu", False))
+    views = perspectives(
+        games, character, settings.get("include_cpu", False), settings.get("include_quits", False)
+    )
     if len(views) == 0:
         raise NoGames(f"no usable 1v1 game in {ingest_dir} has {character} as a player")
-    train_md5, _ = split_md5s([p.md5 for p in views], settings["val_frac"], settings["seed"])
-    in_train = set(train_md5)
+    if character == POOLED:
+        in_val = pooled_validation(ingest_dir, settings)
+        in_train = {p.md5 for p in views} - in_val
+    else:  # validation games are complete ones; quit-ended games only add training data
+        complete = set(games.filter(games["usable_1v1"])["md5"].to_pylist())
+        md5s = [p.md5 for p in views if p.md5 in complete]
+        in_train = set(split_md5s(md5s, settings["val_frac"], settings["seed"])[0])
+        in_train |= {p.md5 for p in views if p.md5 not in complete}
     train = [p for p in views if p.md5 in in_train]
     val = [p for p in views if p.md5 not in in_train]
     return CharacterData(character, train, val, settings["seed"], settings["val_frac"])
+
+
+def pooled_validation(ingest_dir: Path, settings: dict) -> set[str]:
+    """The pooled model's validation games: every listed character's own, so the pooled and the
+    per-character models are scored on the same games and neither trained on them."""
+    held = set()
+    for character in settings.get("characters") or []:
+        if character != POOLED:
+            try:
+                held |= {p.md5 for p in character_data(ingest_dir, character, settings).val}
+            except NoGames:
+                continue
+    if not held:
+        raise UsageError(f"the pooled data set ({POOLED}) needs a listed character's split")
+    return held
 
 
 def perspective_raw(ingest_dir: Path, view: Perspective) -> dict[str, np.ndarray]:

@@ -3,7 +3,8 @@
 A perspective is one player of a usable 1v1 game seen as `self` (the other is `opp`); both
 perspectives of a game are used when both players qualify (dittos). CPU players are left out by
 default: replays hold no physical buttons for them (SPEC 1.2), so their button targets would all
-be NONE. Splits are by replay md5, so no game is in both.
+be NONE. Splits are by replay md5, so no game is in both. The pooled data set (POOLED) holds
+every character's perspectives; its validation games are the listed characters' own.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mmlib.data.ids import CHARACTERS, PORTS
 from mmlib.errors import UsageError
@@ -28,20 +30,32 @@ class Perspective:
     version: tuple[int, int, int]
 
 
+POOLED = "all"  # the data set of every character's perspectives (one pooled model)
+
+
 def character_slug(name: str) -> str:
-    """Validate a character slug (`fox`, `falco`...); one-line UsageError listing the valid ones."""
-    if name not in SLUGS:
-        raise UsageError(f"unknown character {name!r}; expected one of {', '.join(sorted(SLUGS))}")
+    """Validate a character slug (`fox`, `falco`...) or POOLED; one-line UsageError listing the
+    valid ones."""
+    if name not in SLUGS and name != POOLED:
+        names = ", ".join([*sorted(SLUGS), POOLED])
+        raise UsageError(f"unknown character {name!r}; expected one of {names}")
     return name
 
 
-def perspectives(games: pa.Table, character: str, include_cpu: bool = False) -> list[Perspective]:
-    """Every perspective of a usable 1v1 game whose self player starts as `character`."""
+def perspectives(
+    games: pa.Table, character: str, include_cpu: bool = False, include_quits: bool = False
+) -> list[Perspective]:
+    """Every perspective of a usable 1v1 game whose self player starts as `character` (POOLED:
+    any character). `include_quits`: also the 1v1s on a legal stage with enough frames that end
+    in a quit or no contest, which `usable_1v1` leaves out (most games of a casual set)."""
+    keep = games["usable_1v1"]
+    if include_quits:
+        keep = pc.and_(pc.and_(games["is_1v1"], games["legal_stage"]), games["enough_frames"])
     out = []
-    for g in games.filter(games["usable_1v1"]).to_pylist():
+    for g in games.filter(keep).to_pylist():
         ports = [p for p in PORTS if g[f"p{p}_character_ext"] is not None]
         for me in ports:
-            if CHARACTERS[g[f"p{me}_character_ext"]].slug != character:
+            if character != POOLED and CHARACTERS[g[f"p{me}_character_ext"]].slug != character:
                 continue
             if g[f"p{me}_type"] == "cpu" and not include_cpu:
                 continue
