@@ -33,7 +33,7 @@ test-repro: venv
 
 ## lint: ruff
 lint: venv
-	ruff check src tests benchmarks notebooks
+	ruff check src tests benchmarks notebooks studies
 
 ## venv: the environment alone (.venv with mmlib in editable mode and the `mmlib` Jupyter kernel)
 venv: $(VENV)/.installed

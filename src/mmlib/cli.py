@@ -11,7 +11,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from mmlib.config import stage_params
+from mmlib.config import PROFILES, stage_params
 from mmlib.cpu_kernels import pin_cpu_kernels
 from mmlib.errors import UsageError
 
@@ -129,6 +129,7 @@ def _play_vs_cpu(args: argparse.Namespace) -> int:
         cpu_level=args.cpu_level,
         stage=args.stage,
         temperature=args.temperature,
+        button_temperature=args.button_temperature,
         seed=args.seed,
         port=args.port,
         cpu_port=args.cpu_port,
@@ -151,6 +152,7 @@ def _play_netplay(args: argparse.Namespace) -> int:
         connect_code=args.connect_code,
         dolphin_home=args.dolphin_home,
         temperature=args.temperature,
+        button_temperature=args.button_temperature,
         seed=args.seed,
         max_matches=args.max_matches,
         device=args.device,
@@ -165,15 +167,17 @@ def _play_replay(args: argparse.Namespace) -> int:
     from mmlib.atomic import atomic_path
     from mmlib.checkpoint.directory import load_policy
     from mmlib.play import drive
+    from mmlib.play.policy import head_temperatures
 
     policy = load_policy(args.checkpoint)
+    button = {} if args.button_temperature is None else {"button": args.button_temperature}
     table = drive.drive(
         policy,
         args.replay,
         args.port,
         mode=args.mode_,
         prefill=args.prefill,
-        temperature=args.temperature,
+        temperature=head_temperatures(args.temperature) | button,
         seed=args.seed,
         max_frames=args.max_frames,
         progress=not args.quiet,
@@ -196,6 +200,13 @@ def _play_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _button_temperature(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--button-temperature", type=float,
+        help="the button head's temperature (default: --temperature's)",
+    )  # fmt: skip
+
+
 def _bot_arguments(s: argparse.ArgumentParser) -> None:
     """The arguments every `play` mode that runs a bot in Dolphin takes."""
     s.add_argument("--checkpoint", type=Path, required=True, help="a policy directory")
@@ -206,6 +217,7 @@ def _bot_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--character", required=True, help="the checkpoint's character, e.g. fox")
     s.add_argument("--stage", required=True, help="a legal stage, e.g. battlefield")
     s.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (> 0)")
+    _button_temperature(s)
     s.add_argument("--seed", type=int, default=0, help="sampling seed (match i: seed + i)")
     s.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     s.add_argument(
@@ -258,7 +270,7 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--character", "-c", required=True, help="e.g. fox")
     s.add_argument("--params", type=Path, default=Path("params.yaml"), help="`bc` section")
-    s.add_argument("--profile", choices=("smoke", "full"), help="default: params.yaml's profile")
+    s.add_argument("--profile", choices=PROFILES, help="default: params.yaml's profile")
     s.add_argument(
         "--set", nargs=2, action="append", metavar=("KEY", "VALUE"), help="override a bc key"
     )
@@ -314,6 +326,7 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     s.add_argument("--prefill", choices=("neutral", "none"), default="neutral")
     s.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    _button_temperature(s)
     s.add_argument("--seed", type=int, default=0, help="sampling seed")
     s.add_argument("--max-frames", type=int, help="stop after this many fed frames")
     s.add_argument("--output", "-o", type=Path, help="write the per-frame inputs (.parquet)")

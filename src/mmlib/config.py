@@ -10,6 +10,9 @@ the one named by the top-level `profile` key is laid over the section's shared k
       full: {workers: 0}
 
 gives `stage_params("ingest") == {"timeout_s": 120, "workers": 2}`.
+
+A profile may build on another (`BASES`): `study` is `smoke` with a section's `study:` keys laid
+over it, so it names only what it changes (a longer recipe, say) and runs on the same data.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import yaml
 
 from mmlib.errors import UsageError
 
-PROFILES = ("smoke", "full")
+PROFILES = ("smoke", "study", "full")
+BASES = {"study": "smoke"}  # profile -> the profile it builds on
 DEFAULT_PARAMS = Path("params.yaml")
 
 
@@ -45,7 +49,10 @@ def stage_params(stage: str, path: Path = DEFAULT_PARAMS, profile: str | None = 
     if stage not in params:
         raise ConfigError(f"{path} has no `{stage}` section")
     section = dict(params[stage] or {})
-    overrides = section.get(profile) or {}
+    chain = [BASES[profile], profile] if profile in BASES else [profile]
+    overrides = [section.get(name) or {} for name in chain]
     for name in PROFILES:
         section.pop(name, None)
-    return section | overrides
+    for layer in overrides:
+        section |= layer
+    return section

@@ -1,0 +1,41 @@
+"""params.yaml profiles: a section's profile keys over its shared ones; `study` builds on
+`smoke`; a bad profile or a missing section is one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmlib.config import ConfigError, stage_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write(tmp_path: Path, params: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_profiles_lay_their_keys_over_the_shared_ones_and_study_builds_on_smoke(tmp_path):
+    section = {"seed": 0, "steps": 1, "smoke": {"steps": 2, "batch": 8}, "study": {"steps": 3},
+               "full": {"steps": 4, "batch": 64}}  # fmt: skip
+    path = _write(tmp_path, {"profile": "smoke", "bc": section, "ingest": {"smoke": {"w": 2}}})
+    assert stage_params("bc", path) == {"seed": 0, "steps": 2, "batch": 8}
+    assert stage_params("bc", path, "study") == {"seed": 0, "steps": 3, "batch": 8}
+    assert stage_params("bc", path, "full") == {"seed": 0, "steps": 4, "batch": 64}
+    assert stage_params("ingest", path, "study") == {"w": 2}  # no study keys: smoke's
+    with pytest.raises(ConfigError, match="profile 'huge'"):
+        stage_params("bc", path, "huge")
+    with pytest.raises(ConfigError, match="no `play` section"):
+        stage_params("play", path)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "study", "full"])
+def test_every_stage_of_the_project_params_resolves_in_every_profile(profile):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for stage in params:
+        if isinstance(params[stage], dict):
+            assert isinstance(stage_params(stage, ROOT / "params.yaml", profile), dict)
