@@ -117,6 +117,15 @@ health = {"human": metrics["health_human"]} | {
 }
 pd.DataFrame(health).T
 
+# %% [markdown]
+# Chatter: the bot's button presses per second over the human's on the same frames (1 is the
+# human's rate). Teacher-forced bots press more than free-running ones: cooling the button head
+# (`play.temperature: {button: 0.25}`) brings the first to the human's rate and nearly silences
+# the second (`studies/bc_chatter.py`).
+
+# %%
+pd.Series(metrics["press_ratio"], name="presses per human press")
+
 # %%
 fig = report.health_bars(metrics, f"{character}: gameplay health, human vs bot")
 fig.savefig(out / "health.png")

@@ -162,3 +162,16 @@ def test_policy_is_deterministic_given_the_seed(policy, states):
     a, b, c = choices(0), choices(0), choices(1)
     assert a == b and len(a) > 100
     assert a != c
+
+
+def test_head_temperatures_from_one_value_or_a_mapping():
+    from mmlib.play.policy import head_temperatures
+
+    assert head_temperatures(0.5) == {"shoulder": 0.5, "c": 0.5, "main": 0.5, "button": 0.5}
+    assert head_temperatures({"button": 0.25}) == {
+        "shoulder": 1.0, "c": 1.0, "main": 1.0, "button": 0.25
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="unknown heads"):
+        head_temperatures({"buttons": 0.5})
+    with pytest.raises(ValueError, match="must be >= 0"):
+        head_temperatures({"button": -1})

@@ -109,6 +109,7 @@ def _one_error_line(capsys, argv: list[str]) -> str:
         ({"--temperature": 0}, ["--temperature 0", "> 0"]),
         ({"--temperature": -1.5}, ["--temperature -1.5"]),
         ({"--temperature": "nan"}, ["--temperature nan"]),
+        ({"--button-temperature": 0}, ["--button-temperature 0", "> 0"]),
         ({"--port": 5}, ["--port 5", "1-4"]),
         ({"--cpu-port": 1}, ["--port and --cpu-port are both 1"]),
         ({"--iso-path": "/no/such/melee.iso"}, ["--iso-path /no/such/melee.iso"]),
@@ -269,6 +270,10 @@ def test_valid_vs_cpu_arguments_resolve_to_launch_settings(fox_policy, fake_dolp
         cpu_port=4,
         device="cpu",
     )
+    # the button head follows --temperature unless given its own
+    assert s.temperatures == {"shoulder": 0.8, "c": 0.8, "main": 0.8, "button": 0.8}
+    cool = dataclasses.replace(s, button_temperature=0.25)
+    assert cool.temperatures == {"shoulder": 0.8, "c": 0.8, "main": 0.8, "button": 0.25}
     assert (s.character, s.cpu_character, s.stage) == ("fox", "falco", "battlefield")
     assert (s.cpu_level, s.port, s.cpu_port, s.temperature, s.seed) == (7, 2, 4, 0.8, 3)
     assert s.dolphin_exe == fake_dolphin / "Slippi_Online-x86_64.AppImage"

@@ -60,7 +60,7 @@ def drive(
     *,
     mode: str = "teacher",
     prefill: str = "neutral",
-    temperature: float = 1.0,
+    temperature: float | dict[str, float] = 1.0,
     seed: int = 0,
     max_frames: int | None = None,
     progress: bool = False,

@@ -119,6 +119,10 @@ def evaluate(
         "frames": int(sum(weights)),
         **{k: _mean([g[k] for g in per_game], weights) for k in per_game[0] if k != "frames"},
     }
+    human = metrics["health_human"]["presses_per_s"]  # chatter: the bot's presses per human one
+    metrics["press_ratio"] = {
+        n: h["presses_per_s"] / human if human else None for n, h in metrics["health_bot"].items()
+    }
     for part in ("sliding", "filling"):
         for head, figures in metrics["drift"][part].items():  # a maximum is not averaged
             figures["max_abs_logit_diff"] = max(

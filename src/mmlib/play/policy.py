@@ -15,6 +15,7 @@ Before the first real frame the context can be prefilled (SPEC "where mmlib depa
 
 Sampling (SPEC 5.3): each head draws from softmax(logits / temperature) with a seeded generator;
 temperature 0 takes the argmax, and so does a head whose logits or probabilities are not finite.
+The temperature may differ per head (a mapping): a cooler button head presses less on noise.
 """
 
 from __future__ import annotations
@@ -47,6 +48,23 @@ class Decision:
     def greedy(self) -> Choice:
         """The argmax class of every head."""
         return Choice(**{name: int(p.argmax()) for name, p in self.probs.items()})
+
+
+def head_temperatures(temperature: float | dict[str, float]) -> dict[str, float]:
+    """{head: temperature} from one temperature for every head or a mapping of some heads (the
+    rest at 1); a ValueError for a negative one or an unknown head."""
+    names = [name for name, _ in HEADS]
+    if isinstance(temperature, dict):
+        unknown = sorted(set(temperature) - set(names))
+        if unknown:
+            raise ValueError(f"temperature for unknown heads {unknown}; heads: {names}")
+        out = {name: float(temperature.get(name, 1.0)) for name in names}
+    else:
+        out = dict.fromkeys(names, float(temperature))
+    for name, t in out.items():
+        if not t >= 0:
+            raise ValueError(f"temperature {t} for {name} must be >= 0")
+    return out
 
 
 def sample(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> int:
@@ -96,17 +114,15 @@ class StreamingPolicy:
         self_port: int,
         opp_port: int,
         *,
-        temperature: float = 1.0,
+        temperature: float | dict[str, float] = 1.0,
         seed: int = 0,
         prefill: str = "neutral",
         version=(3, 18, 0),
     ):
         if prefill not in PREFILLS:
             raise ValueError(f"prefill {prefill!r}: one of {PREFILLS}")
-        if not temperature >= 0:
-            raise ValueError(f"temperature {temperature} must be >= 0")
         self.policy, self.ports = policy, (self_port, opp_port)
-        self.temperature, self.prefill = temperature, prefill
+        self.temperature, self.prefill = head_temperatures(temperature), prefill
         self.features = policy.features(self_port, opp_port, version)
         self.stream = Stream(policy.model)
         self.generator = torch.Generator().manual_seed(seed)
@@ -141,7 +157,7 @@ class StreamingPolicy:
         if logits is None:
             return None
         classes = {
-            name: sample(logits[name], self.temperature, self.generator) for name, _ in HEADS
+            name: sample(logits[name], self.temperature[name], self.generator) for name, _ in HEADS
         }
         probs = {name: torch.softmax(v, -1).numpy() for name, v in logits.items()}
         return Decision(Choice(**classes), probs)

@@ -319,7 +319,7 @@ def _policy_factory(s: BotSettings, console) -> Callable:
             s.policy,
             me,
             opp,
-            temperature=s.temperature,
+            temperature=s.temperatures,
             seed=s.seed + index,
             version=tuple(int(v) for v in version),
         )

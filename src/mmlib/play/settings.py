@@ -224,9 +224,16 @@ class BotSettings:
     iso_path: Path  # the Melee ISO
     character: str  # the bot's character, mmlib slug (e.g. "fox")
     stage: str  # lower-case libmelee `Stage` name (e.g. "final_destination")
-    temperature: float  # sampling temperature, > 0 (SPEC 5.3)
+    temperature: float  # sampling temperature of the stick and shoulder heads, > 0 (SPEC 5.3)
+    button_temperature: float  # the button head's, > 0: cooler presses less on noise (chatter)
     seed: int  # sampling seed of the first match (match i, from 0, uses seed + i)
     replay_dir: Path  # where Dolphin saves the session's .slp replays (absolute)
+
+    @property
+    def temperatures(self) -> dict[str, float]:
+        """Per head, as `StreamingPolicy` takes them."""
+        return {"shoulder": self.temperature, "c": self.temperature, "main": self.temperature,
+                "button": self.button_temperature}  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -245,10 +252,19 @@ class NetplaySettings(BotSettings):
     max_matches: int  # matches to play before leaving; -1: no limit
 
 
-def _temperature(temperature: float) -> float:
+def _temperature(temperature: float, flag: str = "--temperature") -> float:
     if not (math.isfinite(temperature) and temperature > 0):
-        raise UsageError(f"--temperature {temperature}: must be a number > 0")
+        raise UsageError(f"{flag} {temperature}: must be a number > 0")
     return float(temperature)
+
+
+def _button_temperature(button_temperature: float | None, temperature: float) -> float:
+    """The button head's temperature: `--temperature` unless given. A cool button head presses
+    at the human's rate teacher-forced, but a free-running bot (live play) then hardly presses
+    at all (research-notes/2026-12-06-yardsticks.md), so it is not cooled by default."""
+    if button_temperature is None:
+        return temperature
+    return _temperature(button_temperature, "--button-temperature")
 
 
 def _launch(dolphin_path: Path, iso_path: Path, device: str | None, replay_dir: Path) -> dict:
@@ -273,6 +289,7 @@ def vs_cpu_settings(
     cpu_level: int,
     stage: str,
     temperature: float = 1.0,
+    button_temperature: float | None = None,
     seed: int = 0,
     port: int = 1,
     cpu_port: int = 2,
@@ -294,6 +311,7 @@ def vs_cpu_settings(
     if port == cpu_port:
         raise UsageError(f"--port and --cpu-port are both {port}: the CPU needs its own port")
     temperature = _temperature(temperature)
+    button_temperature = _button_temperature(button_temperature, temperature)
     launch = _launch(dolphin_path, iso_path, device, replay_dir)
     checkpoint = Path(checkpoint).expanduser()
     return VsCpuSettings(
@@ -303,6 +321,7 @@ def vs_cpu_settings(
         character=slug,
         stage=stage,
         temperature=temperature,
+        button_temperature=button_temperature,
         seed=int(seed),
         cpu_character=cpu_slug,
         cpu_level=cpu_level,
@@ -321,6 +340,7 @@ def netplay_settings(
     connect_code: str,
     dolphin_home: Path | None = None,
     temperature: float = 1.0,
+    button_temperature: float | None = None,
     seed: int = 0,
     max_matches: int = 1,
     device: str | None = None,
@@ -336,6 +356,7 @@ def netplay_settings(
     if max_matches == 0 or max_matches < -1:
         raise UsageError(f"--max-matches {max_matches}: expected a count >= 1, or -1 (no limit)")
     temperature = _temperature(temperature)
+    button_temperature = _button_temperature(button_temperature, temperature)
     launch = _launch(dolphin_path, iso_path, device, replay_dir)
     home = None if dolphin_home is None else Path(dolphin_home).expanduser()
     home, own_code = slippi_home(home, launch["dolphin_path"])
@@ -349,6 +370,7 @@ def netplay_settings(
         character=slug,
         stage=stage,
         temperature=temperature,
+        button_temperature=button_temperature,
         seed=int(seed),
         connect_code=code,
         dolphin_home=home,
