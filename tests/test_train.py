@@ -166,7 +166,7 @@ def test_ddp_on_two_processes_equals_one_process_on_the_union_batch(fox_shards, 
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     _same_state(rank0, rank1)
     saved = torch.load(tmp_path / RESUME_FILE, weights_only=False)
-    assert saved["world"] == 2 and len(saved["sampler"]) == 2 and saved["step"] == cfg.steps
+    assert saved["world"] == 2 and len(saved["batches"]) == 2 and saved["step"] == cfg.steps
 
     # the same steps in one process: one model, each step on both ranks' windows together
     torch.manual_seed(cfg.seed)

@@ -33,3 +33,17 @@ def write_text(path: Path, text: str) -> None:
 def write_json(path: Path, obj) -> None:
     """Stable JSON (sorted keys, fixed indent) so that equal content gives equal bytes."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_torch(path: Path, obj) -> None:
+    """torch.save, atomically. Serialised in memory first: torch names the zip records after the
+    file it writes, and the temporary name holds a pid, so saving to it directly would make equal
+    weights differ in bytes."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())

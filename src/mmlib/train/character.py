@@ -8,8 +8,6 @@ params.yaml, train on the character's shards, and write the policy directory and
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 from mmlib.atomic import write_json, write_text
 from mmlib.checkpoint.directory import model_checkpoint, save_policy
 from mmlib.config import load_params, stage_params
+from mmlib.engine import curve_csv
 from mmlib.errors import UsageError
 from mmlib.features.dataset import read_norm
 from mmlib.features.schema import FeatureSchema
@@ -64,17 +63,6 @@ def _how_to_build(character: str, params: Path, profile: str | None) -> str:
         f"the shards stage builds {key} in {params} ({', '.join(listed) or 'none'}); add "
         f"{character} there{'' if in_bc else ' and to bc.characters'}, then run `dvc repro shards`"
     )
-
-
-def _csv(rows: list[dict]) -> str:
-    if not rows:
-        return ""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return out.getvalue()
 
 
 def round_floats(obj, digits: int = 4):
@@ -144,8 +132,8 @@ def run_character(
     save_policy(paths.policies / character, ckpt, policy_metadata, data, schema)
     report = paths.reports / character
     report.mkdir(parents=True, exist_ok=True)
-    write_text(report / "train_curve.csv", _csv(result.history.train))
-    write_text(report / "val_curve.csv", _csv(result.history.val))
+    write_text(report / "train_curve.csv", curve_csv(result.history.train))
+    write_text(report / "val_curve.csv", curve_csv(result.history.val))
     write_json(report / "metrics.json", round_floats(metrics))
     return metrics
 
