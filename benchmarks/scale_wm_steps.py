@@ -14,12 +14,10 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from mmlib.worldmodel import frame_store, models, train
-from mmlib.worldmodel.config import recipe
-from mmlib.worldmodel.losses import losses
+from mmlib.worldmodel import frame_store, train
+from mmlib.worldmodel.params import recipe
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,23 +28,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=8)
     args = ap.parse_args(argv)
     model_cfg, cfg, _ = recipe(args.params, args.arch)
-    train_frames, _ = frame_store.load(args.frames, model_cfg.encoding)
+    train_frames, val_frames = frame_store.load(args.frames, model_cfg.encoding)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    model = models.build(model_cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    width = train.clip_width(model_cfg, cfg)
-    starts = train.epoch_starts(
-        train_frames, width, model_cfg.arch != "mlp", np.random.default_rng(cfg.seed)
-    )
-    for i in range(args.steps):
-        out, tgt = train.step_outputs(
-            model, train_frames, starts[i * cfg.batch :][: cfg.batch], width
-        )
-        parts = losses(out, tgt, cfg.change_weight, model.heads.scales(), cfg.float_loss)
-        parts["total"].backward()
+    task = train.WorldModelTask(model_cfg, cfg, train_frames, val_frames)
+    model = task.build()
+    opt, _ = task.optimizer(model)
+    batches = task.batches(rank=0)
+    for _ in range(args.steps):
+        task.loss(model, batches.next())["total"].backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+    width = task.width
     frames = args.steps * cfg.batch * (width + model_cfg.encoding.lead)
     (args.frames / "steps.json").write_text(json.dumps({"frames": frames, "steps": args.steps}))
 

@@ -19,7 +19,7 @@ import torch
 from wm_scan import median_ms  # this folder's sibling script (on sys.path when run)
 
 from mmlib.worldmodel import data, evaluate, models, rollout
-from mmlib.worldmodel.config import decompose_recipe, recipe
+from mmlib.worldmodel.params import decompose_recipe, recipe
 
 REAL_TIME = 60.0  # frames per second of Melee
 

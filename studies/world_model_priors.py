@@ -28,7 +28,7 @@ import torch
 
 from mmlib.atomic import write_json
 from mmlib.worldmodel import evaluate, frame_store, train
-from mmlib.worldmodel.config import recipe
+from mmlib.worldmodel.params import recipe
 
 # params.yaml's own changes (world_model.model, float_loss) undone: every variant starts here
 PUBLISHED = ({"scale": "none", "residual": False, "hold": False, "standard_inputs": False},
@@ -78,7 +78,7 @@ def run(arch: str, variant: str, games: int | None, args) -> dict:
     games = games or len(train_frames.md5s)
     train_frames = train_frames.games(0, games)
     name = f"{arch}-{variant.replace(' ', '').replace(',', '-').replace('/', 'div')}-{games}g"
-    model, history = train.train(
+    model, trained = train.train(
         model_cfg, train_cfg, train_frames, val_frames, args.runs / name, log=lambda _: None
     )
     torch.set_num_threads(train_cfg.threads)
@@ -95,7 +95,7 @@ def run(arch: str, variant: str, games: int | None, args) -> dict:
         "val_frames": val_frames.n_frames,
         "model": model_cfg.to_dict(),
         "recipe": train_cfg.to_dict(),
-        "best_epoch": history.best_epoch,
+        "best_epoch": trained.history.best_step / trained.epoch_steps,
         "teacher_forced": tf,
         "rollout": roll,
     }

@@ -4,6 +4,14 @@ alone (or fail in one line)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +19,7 @@ from conftest import needs_replays
 
 from mmlib.errors import UsageError
 from mmlib.worldmodel import data, evaluate, models, rollout, train
-from mmlib.worldmodel.config import ModelConfig
+from mmlib.worldmodel.config import ModelConfig, TrainConfig
 from mmlib.worldmodel.encoding import SCALE, EncodingConfig
 
 
@@ -64,14 +72,34 @@ def test_mamba2_seed_then_step_equals_the_full_pass():
     ctrl = floats[:, 1:, :, enc.ctrl_slice].flatten(-2)
     with torch.inference_mode():
         full = model(floats[:, :24], ints[:, :24], stage, ctrl)
-        h, caches = model.seed(floats[:, :10], ints[:, :10], stage)
-        stepped = [model.predict(h, ctrl[:, 9], floats[:, 9], ints[:, 9])]
+        state = model.seed(floats[:, :10], ints[:, :10], stage)
+        stepped = [model.predict(state, ctrl[:, 9])]
         for t in range(10, 24):
-            h, caches = model.step(floats[:, t], ints[:, t], stage, caches)
-            stepped.append(model.predict(h, ctrl[:, t], floats[:, t], ints[:, t]))
+            state = model.step(state, floats[:, t], ints[:, t])
+            stepped.append(model.predict(state, ctrl[:, t]))
     for name in full:
         got = torch.stack([s[name] for s in stepped], 1)
         assert (got - full[name][:, 9:]).abs().max() <= 1e-4, name
+
+
+def test_the_mlp_steps_its_window_as_the_recurrent_interface_says():
+    """seed/step/predict on the MLP re-runs the last K frames: the same as a forward pass on
+    that window, so rollouts treat both architectures alike."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="mlp", hidden=64, trunk=32)
+    model = models.build(cfg).eval()
+    enc, k = cfg.encoding, cfg.encoding.context
+    floats, ints, stage = _random_clip(enc, 3, k + 4)
+    ctrl = floats[:, 1:, :, enc.ctrl_slice].flatten(-2)
+    assert not model.every_position and models.build(TINY["mamba2"]).every_position
+    with torch.inference_mode():
+        state = model.seed(floats[:, :k], ints[:, :k], stage)
+        for t in range(k, k + 3):
+            state = model.step(state, floats[:, t], ints[:, t])
+        got = model.predict(state, ctrl[:, k + 2])
+        want = model(floats[:, 3 : k + 3], ints[:, 3 : k + 3], stage, ctrl[:, k + 2][:, None])
+    for name in want:
+        assert torch.equal(got[name], want[name][:, 0]), name
 
 
 def test_advance_applies_deltas_heads_clamps_and_the_state_age_rule():
@@ -109,43 +137,92 @@ TINY = {
 }
 
 
+_CHILD = """
+import json, sys
+from pathlib import Path
+from mmlib.worldmodel import data, train
+from mmlib.worldmodel.config import ModelConfig, TrainConfig
+from mmlib.worldmodel.encoding import EncodingConfig
+ingest, model, cfg, run = json.loads(sys.argv[1])
+train_frames, val_frames = data.split(Path(ingest), EncodingConfig(), 0.25, 4)
+train.train(ModelConfig.from_dict(model), TrainConfig(**cfg), train_frames.game(0), val_frames,
+            Path(run), log=lambda _: None)
+"""
+
+
+def _kill_after_first_checkpoint(args: list[str], run: Path) -> dict:
+    """Start a training process, SIGKILL it once its first resume file is down, and return that
+    file (asserting the run was cut short and left no half-written file)."""
+    child = subprocess.Popen(args)
+    deadline = time.monotonic() + 300
+    while not (run / train.RESUME_FILE).exists() and child.poll() is None:
+        assert time.monotonic() < deadline, "no resume file within 300 s"
+        time.sleep(0.002)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not list(run.glob(".*.tmp")), "a half-written resume file was left behind"
+    return torch.load(run / train.RESUME_FILE, weights_only=False)
+
+
+@pytest.mark.slow
 @needs_replays
 @pytest.mark.parametrize("arch", ["mlp", "mamba2"])
-def test_a_killed_run_resumes_to_the_uninterrupted_result(small_split, tmp_path, arch):
+def test_a_killed_run_resumes_to_the_uninterrupted_result(ingested, small_split, tmp_path, arch):
+    """A training process killed with SIGKILL after its first epoch continues, in a new process,
+    to the same weights and history as a run never interrupted."""
     train_frames, val_frames = small_split
     train_frames = train_frames.game(0)  # one game keeps this quick
-    cfg = train.TrainConfig(epochs=2, batch=64, clip=20, threads=1)
-    whole, history = train.train(
+    cfg = TrainConfig(epochs=4, batch=64, clip=20, threads=1)
+    whole, done = train.train(
         TINY[arch], cfg, train_frames, val_frames, tmp_path / "a", log=lambda _: None
     )
-    assert history.val[-1]["total"] < history.val[0]["total"] or history.best_epoch >= 1
+    assert done.step == 4 * done.epoch_steps and len(done.history.val) == 4
+    train_loss = [r["total"] for r in done.history.train]
+    assert train_loss[-1] < 0.9 * train_loss[0]  # it learns (one game: validation may not follow)
 
-    def dies_in_epoch_2(batches, desc):
-        for k, b in enumerate(batches):
-            if desc == "epoch 2" and k == 2:
-                raise KeyboardInterrupt
-            yield b
-
-    with pytest.raises(KeyboardInterrupt):
-        train.train(TINY[arch], cfg, train_frames, val_frames, tmp_path / "b", log=lambda _: None,
-                    progress=dies_in_epoch_2)  # fmt: skip
+    run = tmp_path / "b"
+    spec = json.dumps([str(ingested), TINY[arch].to_dict(), cfg.to_dict(), str(run)])
+    saved = _kill_after_first_checkpoint([sys.executable, "-c", _CHILD, spec], run)
+    assert 0 < saved["step"] < done.step and not saved["finished"]
     lines = []
-    resumed, _ = train.train(
-        TINY[arch], cfg, train_frames, val_frames, tmp_path / "b", log=lines.append
-    )
-    assert lines[0].startswith("resuming after epoch 1")
+    resumed, result = train.train(TINY[arch], cfg, train_frames, val_frames, run, log=lines.append)
+    assert lines[0].startswith(f"resuming from step {saved['step']}")
+    assert result.history.train == done.history.train and result.history.val == done.history.val
     for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
 
 
 @needs_replays
+def test_a_resume_file_survives_edits_but_not_another_recipe(small_split, tmp_path):
+    """The resume fingerprint reads the configs, the data and the format version, not the
+    source: the same recipe continues, another learning rate or other games start over."""
+    train_frames, val_frames = small_split
+    one = train_frames.game(0)
+    cfg = TrainConfig(epochs=1, batch=64, clip=20, threads=1)
+    key = train.fingerprint(TINY["mlp"], cfg, one, val_frames)
+    assert train.fingerprint(TINY["mlp"], cfg, one, val_frames) == key
+    assert train.fingerprint(TINY["mlp"], dataclasses.replace(cfg, lr=2e-3), one, val_frames) != key
+    assert train.fingerprint(TINY["mlp"], cfg, train_frames.game(1), val_frames) != key
+    assert train.fingerprint(TINY["mamba2"], cfg, one, val_frames) != key
+    train.train(TINY["mlp"], cfg, one, val_frames, tmp_path, log=lambda _: None)
+    lines = []
+    train.train(TINY["mlp"], cfg, one, val_frames, tmp_path, log=lines.append)
+    assert lines == [f"resuming from step {cfg.epochs * train.steps_per_epoch(one, 10, False, 64)}"
+                     f" ({tmp_path / train.RESUME_FILE})"]  # fmt: skip
+    train.train(TINY["mlp"], dataclasses.replace(cfg, lr=2e-3), one, val_frames, tmp_path,
+                log=lines.append)  # fmt: skip
+    assert "starting over" in lines[1]
+
+
+@needs_replays
 def test_checkpoints_carry_their_config_and_bad_ones_fail_in_one_line(small_split, tmp_path):
     train_frames, val_frames = small_split
-    cfg = train.TrainConfig(epochs=1, batch=64, clip=20, threads=1)
-    model, history = train.train(
+    cfg = TrainConfig(epochs=1, batch=64, clip=20, threads=1)
+    model, result = train.train(
         TINY["mamba2"], cfg, train_frames.game(0), val_frames, tmp_path, log=lambda _: None
     )
-    train.save(tmp_path / "model.pt", model, history, cfg)
+    train.save(tmp_path / "model.pt", model, result, cfg)
     again = train.load(tmp_path / "model.pt")
     assert again.cfg == model.cfg
     for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):

@@ -14,7 +14,7 @@ from mmlib.data import store
 from mmlib.errors import UsageError
 from mmlib.worldmodel import data, encoding, evaluate, models, rollout, train
 from mmlib.worldmodel import subsystems as sub
-from mmlib.worldmodel.config import ModelConfig
+from mmlib.worldmodel.config import ModelConfig, TrainConfig
 from mmlib.worldmodel.encoding import SCALE, EncodingConfig
 
 ENCODINGS = [
@@ -155,20 +155,20 @@ def test_decomposes_is_a_margin_on_the_figure_and_its_complement(
 
 
 @needs_replays
-def test_subsystem_models_train_run_alone_and_recompose(small_split, tmp_path):
+def test_subsystem_models_train_run_alone_and_recompose(small_split, tmp_path, monkeypatch):
     train_frames, val = small_split
     enc = val.cfg
-    cfg = train.TrainConfig(epochs=1, batch=32, clip=20, threads=1)
+    cfg = TrainConfig(epochs=1, batch=32, clip=20, threads=1)
     tiny = {"arch": "mamba2", "d_model": 32, "n_layers": 1, "headdim": 16, "chunk": 10}
     subs = {}
     for s in sub.SUBSYSTEMS:
         model_cfg = ModelConfig(**tiny, owns=s.owns(enc))
-        model, history = train.train(
+        model, result = train.train(
             model_cfg, cfg, train_frames.game(0), val, tmp_path / s.name, log=lambda _: None
         )
-        assert np.isfinite(history.best_loss)
+        assert np.isfinite(result.history.best_loss)
         assert set(model.heads.out) == set(enc.head_sizes(s.owns(enc)))
-        train.save(tmp_path / f"{s.name}.pt", model, history, cfg)
+        train.save(tmp_path / f"{s.name}.pt", model, result, cfg)
         subs[s.name] = train.load(tmp_path / f"{s.name}.pt")
         assert subs[s.name].cfg.owns == s.owns(enc)
     starts = evaluate.rollout_starts(val, 20, 6, 0)
@@ -185,8 +185,43 @@ def test_subsystem_models_train_run_alone_and_recompose(small_split, tmp_path):
 
     with pytest.raises(UsageError, match="no model predicts"):
         rollout.rollout([subs["movement"], subs["hit_detection"]], val, starts, 5)
-    # recomposed: the five models make whole, finite frames and every subsystem is scored
+    # recomposed: each column of the merged heads has one owner, and comes from it
+    owner = {}
+    for s in sub.SUBSYSTEMS:
+        for head, cols in enc.head_columns(s.owns(enc)).items():
+            for c in range(enc.head_sizes(s.owns(enc))[head]) if cols is None else cols:
+                assert (head, c) not in owner, f"{head}[{c}]: {owner[head, c]} and {s.name}"
+                owner[head, c] = s.name
+    whole = enc.head_sizes(enc.fields)  # every predicted field and guard
+    assert set(owner) == {(head, c) for head, n in whole.items() for c in range(n)}
+    merges, merge = [], rollout.merge
+
+    def spy(enc_, parts):  # records each step's (owns, outputs) pairs and what merge made of them
+        merged = merge(enc_, parts)
+        merges.append((parts, merged))
+        return merged
+
+    monkeypatch.setattr(rollout, "merge", spy)
+    alone = {}
+    for name, model in subs.items():  # each model's first prediction, made on its own
+        rollout.rollout(model, val, starts, 1, oracle=True)
+        [(_, alone[name])] = merges.pop()[0]
     pf, pi, pg = rollout.rollout(list(subs.values()), val, starts, 20, guard=True)
+    monkeypatch.undo()
+    assert len(merges) == 20  # one merged frame per step
+    for step, (parts, merged) in enumerate(merges):
+        assert set(merged) == set(whole), step
+        assert [owns for owns, _ in parts] == [m.cfg.owns for m in subs.values()]
+        for name, (owns, out) in zip(subs, parts, strict=True):
+            for head, cols in enc.head_columns(owns).items():
+                got = merged[head] if cols is None else merged[head][:, cols]
+                assert torch.equal(got, out[head]), (step, name, head)
+                if step == 0:
+                    assert torch.equal(got, alone[name][head]), (name, head)
+    # ... and the first predicted frame is the one `advance` makes of the merged heads
+    k, ctrl = enc.context, f[..., enc.ctrl_slice]
+    first_f, first_i = rollout.advance(enc, f[:, k - 1], i[:, k - 1], merges[0][1], ctrl[:, k])
+    assert torch.equal(pf[:, 0], first_f) and torch.equal(pi[:, 0], first_i)
     assert pf.shape == true_f.shape and torch.isfinite(pf).all()
     errors = sub.rollout_errors(val, starts, pf, pi, pg)
     assert set(sub.at_horizons(errors["model"], (1, 20))) == {s.name for s in sub.SUBSYSTEMS}

@@ -102,11 +102,11 @@ def test_priors_add_two_scalars_at_most_and_keep_the_recurrence_exact(arch):
     primed.eval()
     with torch.inference_mode():
         full = primed(floats[:, :19], ints[:, :19], stage, ctrl)
-        h, caches = primed.seed(floats[:, :5], ints[:, :5], stage)
-        stepped = [primed.predict(h, ctrl[:, 4], floats[:, 4], ints[:, 4])]
+        state = primed.seed(floats[:, :5], ints[:, :5], stage)
+        stepped = [primed.predict(state, ctrl[:, 4])]
         for t in range(5, 19):
-            h, caches = primed.step(floats[:, t], ints[:, t], stage, caches)
-            stepped.append(primed.predict(h, ctrl[:, t], floats[:, t], ints[:, t]))
+            state = primed.step(state, floats[:, t], ints[:, t])
+            stepped.append(primed.predict(state, ctrl[:, t]))
     for name in full:
         got = torch.stack([s[name] for s in stepped], 1)
         assert (got - full[name][:, 4:]).abs().max() <= 1e-4, name

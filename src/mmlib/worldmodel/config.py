@@ -1,4 +1,6 @@
-"""A world model's configuration: the architecture, its sizes and the encoding it reads.
+"""A world model's configuration as dataclasses: the architecture, its sizes and the encoding it
+reads (`ModelConfig`), and the training recipe (`TrainConfig`). Reading them from params.yaml is
+`params.py`'s job (this module imports nothing of mmlib's but the encoding and the errors).
 
 Presets follow SPEC 6.3: `mlp` is the published frame-stacking MLP (hidden 512, trunk 256, never
 changed); `mamba2-small` is `mamba2-1a` (d_model 256, 2 layers, ~1.15M parameters) and
@@ -88,55 +90,42 @@ def preset(name: str, **overrides) -> ModelConfig:
     return ModelConfig.from_dict(PRESETS[name] | overrides)
 
 
-def recipe(params_file, arch: str):
-    """(ModelConfig, TrainConfig, settings) for `arch` from params.yaml's `world_model` section
-    (the profile's sub-section applied; `settings` holds the split and evaluation keys)."""
-    from mmlib.config import stage_params
-    from mmlib.worldmodel.encoding import EncodingConfig
-    from mmlib.worldmodel.train import TrainConfig
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe (SPEC 6.4). An epoch is every training clip once, in a seeded order;
+    the engine runs `epochs` times an epoch's nominal count of batches (`train.steps_per_epoch`)."""
 
-    section = stage_params("world_model", params_file)
-    if arch not in section.get("archs", []) or arch not in section:
-        raise UsageError(
-            f"params.yaml world_model has no arch {arch!r} (archs: {section.get('archs')})"
-        )
-    run = dict(section[arch])
-    encoding = EncodingConfig(**section["encoding"])
-    model = section.get("model", {}) | run.pop("model", {})  # shared changes, then the arch's
-    model_cfg = preset(run.pop("preset"), encoding=encoding.to_dict(), **model)
-    if model_cfg.arch != arch:
-        raise UsageError(f"world_model.{arch}.preset is a {model_cfg.arch} preset")
-    shared = {k: section[k] for k in ("seed", "threads", "float_loss") if k in section}
-    train_cfg = TrainConfig.from_params(shared | run)
-    settings = {k: v for k, v in section.items() if k not in (*ARCHS, "encoding", "model")}
-    return model_cfg, train_cfg, settings
+    epochs: int = 2
+    batch: int = 256  # clips per step
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    grad_clip: float = 1.0
+    clip: int = 60  # Mamba-2 training clip (frames); the MLP's clip is its context K
+    change_weight: float = 1.0  # E010b transition weighting (1 = off)
+    float_loss: str = "mse"  # float heads: mse (published) | huber (delta 1, in scale units)
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    compile: bool = False  # torch.compile the model
+    seed: int = 0
+    threads: int = 2  # fixed, so a CPU run gives the same weights on any machine
 
+    def __post_init__(self):
+        for name in ("epochs", "batch", "clip"):
+            if getattr(self, name) < 1:
+                raise UsageError(
+                    f"world_model.{name} must be at least 1, not {getattr(self, name)}"
+                )
+        if self.float_loss not in ("mse", "huber"):
+            raise UsageError(f"world_model.float_loss {self.float_loss!r} is not mse or huber")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise UsageError(f"precision {self.precision!r} is not one of auto, fp32, bf16")
 
-def decompose_recipe(params_file):
-    """({subsystem: ModelConfig}, TrainConfig, settings) from params.yaml's `decompose` section:
-    one small model per subsystem on the world models' encoding and split (`settings` holds
-    `world_model`'s split and rollout keys and `decompose`'s own)."""
-    from mmlib.config import stage_params
-    from mmlib.worldmodel.subsystems import SUBSYSTEMS
-    from mmlib.worldmodel.train import TrainConfig
+    @classmethod
+    def from_params(cls, section: dict) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(section) - names)
+        if unknown:
+            raise UsageError(f"unknown world_model training keys {unknown}; known: {sorted(names)}")
+        return cls(**section)
 
-    world = stage_params("world_model", params_file)
-    settings = {k: v for k, v in world.items() if k not in (*ARCHS, "encoding", "model")}
-    section = stage_params("decompose", params_file)
-    encoding = EncodingConfig(**world["encoding"])
-    for s in SUBSYSTEMS:
-        if not s.owns(encoding):  # empty `owns` would mean a whole world model
-            raise UsageError(f"{s.name} owns no field of encoding {encoding.version}; use v2+")
-    run = {k: v for k, v in section.items() if k in ("epochs", "batch", "clip", "lr")}
-    shared = {k: world[k] for k in ("float_loss",) if k in world}  # the monoliths' loss
-    train_cfg = TrainConfig.from_params(
-        shared | run | {"seed": section["seed"], "threads": settings["threads"]}
-    )
-    model = world.get("model", {}) | section.get("model", {})  # the monoliths' priors, narrower
-    models = {
-        s.name: preset(section["preset"], encoding=encoding.to_dict(), owns=s.owns(encoding),
-                       **model)
-        for s in SUBSYSTEMS
-    }  # fmt: skip
-    keep = ("margin", "horizons", "monoliths")
-    return models, train_cfg, settings | {k: section[k] for k in keep}
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -242,7 +242,7 @@ def targets(cfg: EncodingConfig, floats: torch.Tensor, ints: torch.Tensor) -> di
         out[name] = ints[:, lead:, :, cfg.ii(name)]
         out[f"prev_{name}"] = ints[:, lead - 1 : -1, :, cfg.ii(name)]  # the frame before
     out["prev_action"] = ints[:, : ints.shape[1] - lead, :, cfg.ii("action")]  # last context
-    out["guard"] = GUARD[out["action"]]
+    out["guard"] = GUARD.to(ints.device)[out["action"]]
     return out
 
 

@@ -25,7 +25,6 @@ from mmlib.worldmodel import encoding, yardsticks
 from mmlib.worldmodel.data import Frames
 from mmlib.worldmodel.encoding import SCALE
 from mmlib.worldmodel.losses import per_player
-from mmlib.worldmodel.models import FrameStackMLP
 from mmlib.worldmodel.rollout import rollout
 
 HORIZONS = (10, 50, 100, 200)
@@ -60,7 +59,7 @@ def teacher_forced(model, frames: Frames, batch: int = 512) -> dict[str, np.ndar
     outs, tgts = [], []
     for g in range(len(frames.md5s)):
         game = frames.game(g)
-        if isinstance(model, FrameStackMLP):
+        if not model.every_position:
             count = game.n_starts(k)
             for a in range(0, count, batch):
                 f, i, s = game.clip(game.start_rows(k, np.arange(a, min(a + batch, count))), k)

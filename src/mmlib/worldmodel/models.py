@@ -10,7 +10,11 @@
   seeds a state cache with the real frames and then steps one frame at a time, whatever the
   history length (the published code re-ran the whole window from a zero state every frame).
 
-Both return a dict head -> (B, W, size) of raw outputs (deltas, absolutes, logits).
+Both return a dict head -> (B, W, size) of raw outputs (deltas, absolutes, logits), and both
+run as a recurrence through one interface, so rollouts, evaluation and training never ask which
+architecture they hold: `every_position` (whether a clip of W frames gives W predictions or one),
+`seed(floats, ints, stage) -> state` (the real frames), `step(state, floats, ints) -> state` (one
+new frame) and `predict(state, ctrl) -> heads` (the next frame given its controller).
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class FrameEncoder(nn.Module):
 class FrameStackMLP(nn.Module):
     """The published MLP: one prediction per K-frame window (position W - 1 of the clip)."""
 
+    every_position = False
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -79,8 +85,24 @@ class FrameStackMLP(nn.Module):
         out = self.heads(self.trunk(x), floats[:, -1], ints[:, -1])
         return {k: v[:, None] for k, v in out.items()}
 
+    # --- recurrent use (rollouts): the state is the last K frames ---------------------------
+    def seed(self, floats, ints, stage) -> dict:
+        return {"floats": floats[:, -self.cfg.encoding.context :],
+                "ints": ints[:, -self.cfg.encoding.context :], "stage": stage}  # fmt: skip
+
+    def step(self, state: dict, floats, ints) -> dict:
+        return state | {"floats": torch.cat([state["floats"][:, 1:], floats[:, None]], 1),
+                        "ints": torch.cat([state["ints"][:, 1:], ints[:, None]], 1)}  # fmt: skip
+
+    def predict(self, state: dict, ctrl) -> dict:
+        out = self(state["floats"], state["ints"], state["stage"], ctrl[:, None])
+        return {n: v[:, 0] for n, v in out.items()}
+
 
 class FrameStackMamba2(nn.Module):
+    every_position = True
+    scan = "auto"  # the SSD path of a full pass (`mamba2.Scan`); benchmarks set it per run
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -103,36 +125,37 @@ class FrameStackMamba2(nn.Module):
             h = h + self.ctrl(ctrl)
         return self.heads(h, floats, ints)
 
-    def forward(self, floats, ints, stage, ctrl=None, scan="auto"):
-        """Clip (B, W, 2, F)/(B, W, 2, I), stage (B,), ctrl (B, W, 26) -> heads (B, W, n)."""
+    def forward(self, floats, ints, stage, ctrl=None, scan=None):
+        """Clip (B, W, 2, F)/(B, W, 2, I), stage (B,), ctrl (B, W, 26) -> heads (B, W, n).
+        `scan` (default `self.scan`, "auto": fused on CUDA with mamba_ssm) picks the SSD path."""
         x = self.drop(self.proj(self.encoder(floats, ints, stage[:, None])))
         for layer in self.layers:
-            x = layer(x, scan=scan)
+            x = layer(x, scan=scan or self.scan)
         return self._out(x, ctrl, floats, ints)
 
-    # --- recurrent use (rollouts) ----------------------------------------------------------
-    def seed(self, floats, ints, stage, scan="auto"):
-        """Run the real frames (B, K, ...) and return (h at the last frame (B, d), caches)."""
+    # --- recurrent use (rollouts): the state is h at the last frame, the caches and that frame
+    def seed(self, floats, ints, stage, scan="auto") -> dict:
+        """Run the real frames (B, K, ...) into a state cache."""
         x = self.proj(self.encoder(floats, ints, stage[:, None]))
         caches = []
         for layer in self.layers:
             x, cache = layer(x, scan=scan, return_cache=True)
             caches.append(cache)
-        return x[:, -1], caches
+        return {"h": x[:, -1], "caches": caches, "stage": stage,
+                "floats": floats[:, -1], "ints": ints[:, -1]}  # fmt: skip
 
-    def step(self, floats, ints, stage, caches):
-        """One new frame (B, 2, F)/(B, 2, I), stage (B,) -> (h (B, d), caches)."""
-        x = self.proj(self.encoder(floats, ints, stage))
+    def step(self, state: dict, floats, ints) -> dict:
+        """One new frame (B, 2, F)/(B, 2, I) -> the next state."""
+        x = self.proj(self.encoder(floats, ints, state["stage"]))
         new = []
-        for layer, cache in zip(self.layers, caches, strict=True):
+        for layer, cache in zip(self.layers, state["caches"], strict=True):
             x, cache = layer.step(x, cache)
             new.append(cache)
-        return x, new
+        return state | {"h": x, "caches": new, "floats": floats, "ints": ints}
 
-    def predict(self, h, ctrl, floats, ints):
-        """Heads for hidden states h (B, d), the next controller (B, 26) and the frame h was
-        stepped to (B, 2, F)/(B, 2, I) -> (B, n)."""
-        return self._out(h, ctrl, floats, ints)
+    def predict(self, state: dict, ctrl) -> dict:
+        """Heads for the frame after the state's, given its controller (B, 26) -> (B, n)."""
+        return self._out(state["h"], ctrl, state["floats"], state["ints"])
 
 
 def build(cfg: ModelConfig) -> nn.Module:

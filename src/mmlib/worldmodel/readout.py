@@ -77,7 +77,8 @@ class Heads(nn.Module):
         """One-hot of each player's present class of a categorical head (..., 2 * vocab)."""
         enc = self.cfg.encoding
         if name == "guard":
-            now, vocab = GUARD[ints[..., enc.ii("action")].long()], len(encoding.GUARD_STATES)
+            now = GUARD.to(ints.device)[ints[..., enc.ii("action")].long()]
+            vocab = len(encoding.GUARD_STATES)
         else:
             now, vocab = ints[..., enc.ii(name)].long(), VOCAB[name][0]
         return F.one_hot(now, vocab).to(dtype).flatten(-2)

@@ -11,12 +11,14 @@ from mmlib.worldmodel.data import Frames
 from mmlib.worldmodel.encoding import SCALE
 
 
-def curves(history, title: str):
+def curves(train, val, title: str):
+    """Training and validation loss against epochs, from the `train_curve.csv` and
+    `val_curve.csv` tables of a run (columns `epoch`, `total`)."""
     fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
-    epochs = [r["epoch"] for r in history.train]
-    ax.plot(epochs, [r["total"] for r in history.train], "o-", label="train")
-    ax.plot(epochs, [r["total"] for r in history.val], "o-", label="validation")
-    ax.axvline(history.best_epoch, color="grey", ls=":", label=f"best (epoch {history.best_epoch})")
+    ax.plot(train["epoch"], train["total"], "o-", label="train")
+    ax.plot(val["epoch"], val["total"], "o-", label="validation")
+    best = val["epoch"][int(np.argmin(val["total"]))]
+    ax.axvline(best, color="grey", ls=":", label=f"best (epoch {best:g})")
     ax.set(xlabel="epoch", ylabel="weighted loss", title=title, yscale="log")
     ax.legend()
     return fig

@@ -28,7 +28,6 @@ from mmlib.worldmodel.encoding import (
     EncodingConfig,
 )  # fmt: skip
 from mmlib.worldmodel.losses import per_player
-from mmlib.worldmodel.models import FrameStackMLP
 
 
 def advance(enc: EncodingConfig, floats, ints, out: dict, ctrl):
@@ -63,36 +62,6 @@ def advance(enc: EncodingConfig, floats, ints, out: dict, ctrl):
             k = enc.fi(name)
             f[..., k] = f[..., k].clamp(lo * SCALE[name], hi * SCALE[name])
     return f, i
-
-
-class _Runner:
-    """One model's running state in a rollout: the MLP's K-frame window, or the Mamba-2's hidden
-    state and caches."""
-
-    def __init__(self, model, window_f, window_i, stage):
-        self.model, self.stage = model, stage
-        self.mlp = isinstance(model, FrameStackMLP)
-        self.last = window_f[:, -1], window_i[:, -1]  # the frame the next prediction starts from
-        if self.mlp:
-            self.window = window_f, window_i
-        else:
-            self.h, self.caches = model.seed(window_f, window_i, stage)
-
-    def predict(self, ctrl) -> dict:
-        """Heads for the next frame given its controller (B, 26) -> head -> (B, n)."""
-        if self.mlp:
-            out = self.model(*self.window, self.stage, ctrl[:, None])
-            return {n: v[:, 0] for n, v in out.items()}
-        return self.model.predict(self.h, ctrl, *self.last)
-
-    def push(self, f, i) -> None:
-        self.last = f, i
-        if self.mlp:
-            wf, wi = self.window
-            self.window = (torch.cat([wf[:, 1:], f[:, None]], 1),
-                           torch.cat([wi[:, 1:], i[:, None]], 1))  # fmt: skip
-        else:
-            self.h, self.caches = self.model.step(f, i, self.stage, self.caches)
 
 
 def merge(enc: EncodingConfig, parts: list[tuple[tuple[str, ...], dict]]) -> dict:
@@ -159,14 +128,14 @@ def rollout(model, frames: Frames, starts, horizon: int, oracle: bool = False, g
     k = enc.context
     floats, ints, stage = frames.clip(starts, k + horizon - enc.lead)
     ctrl = floats[..., enc.ctrl_slice]  # (B, C, 2, 13): the real inputs
-    runners = [_Runner(m, floats[:, :k], ints[:, :k], stage) for m in models]
+    states = [m.seed(floats[:, :k], ints[:, :k], stage) for m in models]
     f, i = floats[:, k - 1], ints[:, k - 1]
     pred_f, pred_i, pred_g = [], [], []
     for t in range(horizon):
         c = ctrl[:, k + t]
         out = merge(
             enc,
-            [(m.cfg.owns, r.predict(c.flatten(1))) for m, r in zip(models, runners, strict=True)],
+            [(m.cfg.owns, m.predict(s, c.flatten(1))) for m, s in zip(models, states, strict=True)],
         )
         f, i = advance(enc, f, i, out, c)
         if missing:
@@ -175,9 +144,8 @@ def rollout(model, frames: Frames, starts, horizon: int, oracle: bool = False, g
         pred_i.append(i)
         if guard:
             g = per_player(out["guard"]).argmax(-1) if "guard" in out else None
-            pred_g.append(g if g is not None else GUARD[i[..., enc.ii("action")]])
+            pred_g.append(g if g is not None else GUARD.to(i.device)[i[..., enc.ii("action")]])
         if t + 1 < horizon:
-            for r in runners:
-                r.push(f, i)
+            states = [m.step(s, f, i) for m, s in zip(models, states, strict=True)]
     result = torch.stack(pred_f, 1), torch.stack(pred_i, 1)
     return (*result, torch.stack(pred_g, 1)) if guard else result

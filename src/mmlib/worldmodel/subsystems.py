@@ -389,20 +389,13 @@ def flops_per_frame(model) -> int:
     `benchmarks/wm_subsystems.py`): the Mamba-2's recurrent step, the MLP's window re-run."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from mmlib.worldmodel.models import FrameStackMLP
-
     enc = model.cfg.encoding
     floats = torch.zeros(1, enc.context, 2, len(enc.floats))
     ints = torch.zeros(1, enc.context, 2, len(enc.ints), dtype=torch.int64)
     stage = torch.zeros(1, dtype=torch.int64)
     ctrl = torch.zeros(1, enc.ctrl_dim)
     with torch.inference_mode():
-        if isinstance(model, FrameStackMLP):
-            with FlopCounterMode(display=False) as counter:
-                model(floats, ints, stage, ctrl[:, None])
-        else:
-            h, caches = model.seed(floats, ints, stage)
-            with FlopCounterMode(display=False) as counter:
-                h, caches = model.step(floats[:, -1], ints[:, -1], stage, caches)
-                model.predict(h, ctrl, floats[:, -1], ints[:, -1])
+        state = model.seed(floats, ints, stage)
+        with FlopCounterMode(display=False) as counter:
+            model.predict(model.step(state, floats[:, -1], ints[:, -1]), ctrl)
     return int(counter.get_total_flops())

@@ -1,77 +1,36 @@
-"""Training a world model (SPEC 6.4): AdamW (weight decay 1e-5), grad-norm clip 1.0, cosine
-annealing stepped once per epoch over the epochs (as published), the best model by validation
-loss, and a resume file written after every epoch so a killed run continues where it stopped.
+"""Training a world model (SPEC 6.4) as a task of the training engine (`mmlib.engine`): AdamW
+(weight decay 1e-5), grad-norm clip 1.0, cosine annealing over the epochs with the rate held within
+an epoch (as published), the best model by validation loss, evaluated once an epoch. The engine
+brings the device (CUDA when present, where the Mamba-2 takes mamba_ssm's fused scan), bf16,
+compile, DDP and the resume file, written every epoch.
 
 An epoch is every training clip once, in a seeded order: for the MLP every K-frame window; for
 the Mamba-2, clips of `clip` frames tiled over each game from a random offset (a new offset every
-epoch), each clip giving a target at every position.
+epoch), each clip giving a target at every position. The engine counts steps, so a run is
+`epochs` times an epoch's nominal number of batches (`steps_per_epoch`: exact for the MLP; for the
+tiled Mamba-2 the count at offset 0, which a random offset moves by at most one clip per game).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import io
-import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mmlib import cpu_kernels
-from mmlib.atomic import atomic_path
+from mmlib import engine
+from mmlib.atomic import write_torch
+from mmlib.engine import RESUME_FILE, History  # noqa: F401  (the names callers use)
 from mmlib.errors import UsageError
 from mmlib.worldmodel import encoding, models, readout
-from mmlib.worldmodel.config import ModelConfig
+from mmlib.worldmodel.config import ModelConfig, TrainConfig
 from mmlib.worldmodel.data import Frames
 from mmlib.worldmodel.losses import losses
 
-RESUME_FILE = "last.pt"
 MODEL_FILE = "model.pt"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 2
-    batch: int = 256  # clips per step
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    grad_clip: float = 1.0
-    clip: int = 60  # Mamba-2 training clip (frames); the MLP's clip is its context K
-    change_weight: float = 1.0  # E010b transition weighting (1 = off)
-    float_loss: str = "mse"  # float heads: mse (published) | huber (delta 1, in scale units)
-    seed: int = 0
-    threads: int = 2  # fixed, so a CPU run gives the same weights on any machine
-
-    def __post_init__(self):
-        for name in ("epochs", "batch", "clip"):
-            if getattr(self, name) < 1:
-                raise UsageError(
-                    f"world_model.{name} must be at least 1, not {getattr(self, name)}"
-                )
-        if self.float_loss not in ("mse", "huber"):
-            raise UsageError(f"world_model.float_loss {self.float_loss!r} is not mse or huber")
-
-    @classmethod
-    def from_params(cls, section: dict) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(section) - names)
-        if unknown:
-            raise UsageError(f"unknown world_model training keys {unknown}; known: {sorted(names)}")
-        return cls(**section)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-@dataclass
-class History:
-    train: list[dict] = field(default_factory=list)  # per epoch: {epoch, lr, total, <head>...}
-    val: list[dict] = field(default_factory=list)  # per epoch: {epoch, total, <head>...}
-    best_loss: float = math.inf
-    best_epoch: int = 0
+FORMAT = "mmlib-worldmodel-1"
 
 
 def clip_width(model_cfg: ModelConfig, cfg: TrainConfig) -> int:
@@ -92,13 +51,56 @@ def epoch_starts(frames: Frames, width: int, tiled: bool, rng: np.random.Generat
     return starts[rng.permutation(len(starts))]
 
 
-def step_outputs(model, frames: Frames, starts, width: int):
-    """(outputs, targets) of a batch of clips, positions aligned (the MLP: its last one)."""
-    floats, ints, stage = frames.clip(starts, width)
-    enc = frames.cfg
+def steps_per_epoch(frames: Frames, width: int, tiled: bool, batch: int) -> int:
+    """Batches in an epoch: every window's, or the tiles' at offset 0 (see the module note)."""
+    if not tiled:
+        return math.ceil(frames.n_starts(width) / batch)
+    room = np.diff(frames.offsets) - (width + frames.cfg.lead) + 1
+    tiles = int(np.sum((np.maximum(room, 0) + width - 1) // width))
+    return max(math.ceil(tiles / batch), 1)
+
+
+class ClipStream:
+    """Epoch after epoch of shuffled clips, one batch at a time; resumable mid-epoch (the state
+    is the generator's state before the epoch's draw, and the batches taken since)."""
+
+    def __init__(self, frames: Frames, width: int, tiled: bool, batch: int, seed):
+        self.frames, self.width, self.tiled, self.batch = frames, width, tiled, batch
+        self.rng = np.random.default_rng(seed)
+        self.before, self.starts, self.taken = None, None, 0
+
+    def _draw(self) -> None:
+        self.before = self.rng.bit_generator.state
+        self.starts = epoch_starts(self.frames, self.width, self.tiled, self.rng)
+        self.taken = 0
+
+    def next(self) -> tuple[torch.Tensor, ...]:
+        if self.starts is None or self.taken * self.batch >= len(self.starts):
+            self._draw()
+        k = self.taken * self.batch
+        self.taken += 1
+        return self.frames.clip(self.starts[k : k + self.batch], self.width)
+
+    def state_dict(self) -> dict:
+        rng = self.before if self.starts is not None else self.rng.bit_generator.state
+        return {"rng": rng, "taken": self.taken, "drawn": self.starts is not None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.starts = None
+        if state["drawn"]:
+            self._draw()
+            self.taken = state["taken"]
+
+
+def step_outputs(model, clip: tuple[torch.Tensor, ...], width: int, enc):
+    """(outputs, targets) of a batch of clips (floats, ints, stage), positions aligned (a model
+    that predicts once per window: its last position)."""
+    floats, ints, stage = clip
     tgt = encoding.targets(enc, floats, ints)
-    if model.cfg.owns:
-        tgt = encoding.restrict(enc, tgt, model.cfg.owns)
+    owns = model_config(model).owns
+    if owns:
+        tgt = encoding.restrict(enc, tgt, owns)
     ctrl = encoding.next_ctrl(enc, floats)
     out = model(floats[:, :width], ints[:, :width], stage, ctrl)
     if next(iter(out.values())).shape[1] != width:  # one prediction per window
@@ -106,124 +108,127 @@ def step_outputs(model, frames: Frames, starts, width: int):
     return out, tgt
 
 
-def validate(
-    model, frames: Frames, width: int, batch: int, float_loss: str = "mse"
-) -> dict[str, float]:
+def model_config(model) -> ModelConfig:
+    """The config of a model, or of the model inside a DDP or compiled wrapper."""
+    inner = getattr(model, "module", model)
+    return getattr(inner, "_orig_mod", inner).cfg
+
+
+def _heads(model):
+    inner = getattr(model, "module", model)
+    return getattr(inner, "_orig_mod", inner).heads
+
+
+def validate(model, frames: Frames, width: int, batch: int, float_loss: str = "mse",
+             device=None, amp=None) -> dict[str, float]:  # fmt: skip
     """Mean losses over the validation clips (tiled without overlap, so each frame once)."""
+    device = device or torch.device("cpu")
+    was_training = model.training
     model.eval()
-    step = 1 if isinstance(model, models.FrameStackMLP) else width
+    step = width if model.every_position else 1
     total = frames.n_starts(width, step)
     sums, n = {}, 0
     with torch.inference_mode():
         for i in range(0, total, batch):
             starts = frames.start_rows(width, np.arange(i, min(i + batch, total)), step)
-            out, tgt = step_outputs(model, frames, starts, width)
-            k = len(starts)
-            for name, v in losses(
-                out, tgt, scales=model.heads.scales(), float_loss=float_loss
-            ).items():
-                sums[name] = sums.get(name, 0.0) + v.item() * k
-            n += k
-    model.train()
+            clip = engine.to_device(frames.clip(starts, width), device)
+            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                out, tgt = step_outputs(model, clip, width, frames.cfg)
+                parts = losses(out, tgt, scales=model.heads.scales(), float_loss=float_loss)
+            for name, v in parts.items():
+                sums[name] = sums.get(name, 0.0) + v.item() * len(starts)
+            n += len(starts)
+    model.train(was_training)
     return {name: v / n for name, v in sums.items()}
 
 
-def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, train: Frames) -> str:
-    """What a resume file must match: config, recipe, data, torch, the CPU-kernel pin and the
-    training code."""
-    h = hashlib.sha256(json.dumps([model_cfg.to_dict(), cfg.to_dict()], sort_keys=True).encode())
-    h.update(json.dumps(train.md5s).encode() + torch.__version__.encode())
-    h.update(cpu_kernels.setting().encode())
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(source.read_bytes())
-    return h.hexdigest()[:16]
+@dataclass
+class WorldModelTask:
+    model_cfg: ModelConfig
+    cfg: TrainConfig
+    train_frames: Frames
+    val_frames: Frames
+
+    def __post_init__(self):
+        self.width = clip_width(self.model_cfg, self.cfg)
+        self.tiled = self.model_cfg.arch != "mlp"
+        self.epoch_steps = steps_per_epoch(self.train_frames, self.width, self.tiled,
+                                           self.cfg.batch)  # fmt: skip
+
+    def schedule(self) -> engine.Schedule:
+        e = self.epoch_steps
+        return engine.Schedule(
+            steps=self.cfg.epochs * e, eval_every=e, log_every=e, ckpt_every=e,
+            grad_clip=self.cfg.grad_clip, precision=self.cfg.precision,
+            compile=self.cfg.compile, seed=self.cfg.seed, threads=self.cfg.threads,
+        )  # fmt: skip
+
+    def build(self) -> torch.nn.Module:
+        model = models.build(self.model_cfg)
+        if self.model_cfg.scale != "none":  # before any step; a resumed run restores the same
+            model.heads.set_scales(*readout.fit_scales(self.model_cfg, self.train_frames))
+        if self.model_cfg.standard_inputs:
+            model.encoder.float_mean, model.encoder.float_std = readout.fit_inputs(
+                self.train_frames
+            )
+        return model
+
+    def optimizer(self, model):
+        opt = torch.optim.AdamW(model.parameters(), lr=self.cfg.lr,
+                                weight_decay=self.cfg.weight_decay)  # fmt: skip
+        epochs, e = self.cfg.epochs, self.epoch_steps
+        # cosine over the epochs, the rate held within one (CosineAnnealingLR stepped per epoch)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step // e, epochs) / epochs))
+        )
+        return opt, sched
+
+    def batches(self, rank: int) -> ClipStream:
+        seed = self.cfg.seed if rank == 0 else [self.cfg.seed, rank]  # each rank its own clips
+        return ClipStream(self.train_frames, self.width, self.tiled, self.cfg.batch, seed)
+
+    def loss(self, model, clip) -> dict:
+        out, tgt = step_outputs(model, clip, self.width, self.train_frames.cfg)
+        heads = _heads(model)
+        return losses(out, tgt, self.cfg.change_weight, heads.scales(), self.cfg.float_loss)
+
+    def evaluate(self, model, device, amp) -> dict[str, float]:
+        return validate(model, self.val_frames, self.width, self.cfg.batch, self.cfg.float_loss,
+                        device, amp)  # fmt: skip
+
+    def describe(self, val: dict) -> str:
+        return ""
+
+    def identity(self) -> dict:
+        return {"world_model": self.model_cfg.to_dict(), "train": self.cfg.to_dict()}
+
+    def data_identity(self) -> bytes:
+        return repr((self.train_frames.md5s, self.val_frames.md5s)).encode()
 
 
-def _save(path: Path, obj: dict) -> None:
-    # Serialised in memory first: torch names the zip records after the file it writes, and the
-    # temporary name holds a pid, so saving to it directly would make equal weights differ in bytes.
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, train: Frames, val: Frames) -> str:
+    task = WorldModelTask(model_cfg, cfg, train, val)
+    return engine.fingerprint(task, task.schedule())
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, train_frames: Frames, val_frames: Frames,
-          run_dir: Path, log=print, progress=None):  # fmt: skip
-    """Train, resuming from `run_dir/last.pt` when it matches; returns (best model, History)."""
-    torch.set_num_threads(cfg.threads)
-    torch.use_deterministic_algorithms(True)
-    torch.manual_seed(cfg.seed)
+          run_dir: Path, log=print, progress: bool = False):  # fmt: skip
+    """Train, resuming from `run_dir/last.pt` when it matches; returns (the best model on the
+    CPU in eval mode, engine.Result). The history's steps count batches; `epoch_steps` of the
+    result's `epoch_steps` attribute is an epoch's."""
+    task = WorldModelTask(model_cfg, cfg, train_frames, val_frames)
+    result = engine.train(task, task.schedule(), run_dir, log=log, progress=progress)
+    result.epoch_steps = task.epoch_steps
     model = models.build(model_cfg)
-    if model_cfg.scale != "none":  # before any step; a resumed run restores the same buffers
-        model.heads.set_scales(*readout.fit_scales(model_cfg, train_frames))
-    if model_cfg.standard_inputs:
-        model.encoder.float_mean, model.encoder.float_std = readout.fit_inputs(train_frames)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    rng = np.random.default_rng(cfg.seed)
-    history, best, epoch = History(), None, 0
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    key = fingerprint(model_cfg, cfg, train_frames)
-    resume = run_dir / RESUME_FILE
-    if resume.is_file():
-        ckpt = torch.load(resume, map_location="cpu", weights_only=False)
-        if ckpt.get("fingerprint") == key:
-            model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            sched.load_state_dict(ckpt["scheduler"])
-            rng.bit_generator.state = ckpt["rng"]
-            torch.set_rng_state(ckpt["torch_rng"])
-            history, best, epoch = ckpt["history"], ckpt["best"], ckpt["epoch"]
-            log(f"resuming after epoch {epoch} ({resume})")
-        else:
-            log(f"{resume} is from a different config, recipe or data; starting over")
-
-    width = clip_width(model_cfg, cfg)
-    tiled = model_cfg.arch != "mlp"
-    model.train()
-    while epoch < cfg.epochs:
-        starts = epoch_starts(train_frames, width, tiled, rng)
-        batches = range(0, len(starts), cfg.batch)
-        sums = {}
-        lr = sched.get_last_lr()[0]
-        for i in progress(batches, desc=f"epoch {epoch + 1}") if progress else batches:
-            out, tgt = step_outputs(model, train_frames, starts[i : i + cfg.batch], width)
-            parts = losses(out, tgt, cfg.change_weight, model.heads.scales(), cfg.float_loss)
-            parts["total"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            for name, v in parts.items():
-                sums[name] = sums.get(name, 0.0) + v.item()
-        sched.step()
-        epoch += 1
-        history.train.append(
-            {"epoch": epoch, "lr": lr} | {k: v / len(batches) for k, v in sums.items()}
-        )
-        val = validate(model, val_frames, width, cfg.batch, cfg.float_loss)
-        history.val.append({"epoch": epoch} | val)
-        if val["total"] < history.best_loss:
-            history.best_loss, history.best_epoch = val["total"], epoch
-            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        log(f"epoch {epoch}: train {history.train[-1]['total']:.4f}, val {val['total']:.4f} "
-            f"(best {history.best_loss:.4f} at epoch {history.best_epoch})")  # fmt: skip
-        _save(resume, {
-            "fingerprint": key, "epoch": epoch, "model": model.state_dict(),
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-            "history": history, "best": best,
-        })  # fmt: skip
-    model.load_state_dict(best if best is not None else model.state_dict())
-    return model.eval(), history
+    model.load_state_dict(result.best_state)
+    return model.eval(), result
 
 
-def save(path: Path, model, history: History, cfg: TrainConfig) -> None:
+def save(path: Path, model, result: engine.Result, cfg: TrainConfig) -> None:
     """A checkpoint that carries its own config: `load` needs nothing else."""
-    _save(Path(path), {
-        "format": "mmlib-worldmodel-1", "config": model.cfg.to_dict(), "train": cfg.to_dict(),
-        "state_dict": model.state_dict(), "best_epoch": history.best_epoch,
+    write_torch(Path(path), {
+        "format": FORMAT, "config": model.cfg.to_dict(), "train": cfg.to_dict(),
+        "state_dict": model.state_dict(), "best_step": result.history.best_step,
     })  # fmt: skip
 
 
@@ -236,7 +241,7 @@ def load(path: Path):
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001  (torch raises many types for a bad file)
         raise UsageError(f"{path}: not a readable torch checkpoint ({type(e).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "mmlib-worldmodel-1":
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UsageError(f"{path}: not an mmlib world-model checkpoint (no `format` key)")
     model = models.build(ModelConfig.from_dict(ckpt["config"]))
     try:
