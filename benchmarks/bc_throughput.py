@@ -11,9 +11,9 @@ The published figure is about 2,800 windows/s per RTX 5090 (SPEC 4.6: 5.7k windo
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from step_timer import time_steps  # benchmarks/, beside this script
 
 from mmlib.features import controller
 from mmlib.models.bc import BCTransformer, losses
@@ -47,19 +47,8 @@ def run(name: str, args, amp: bool, compile_: bool, device: torch.device) -> flo
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    for _ in range(args.warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    seconds, peak = time_steps(step, args.steps, args.warmup, device)
     rate = args.steps * B / seconds
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     print(
         f"{name:>16}: {rate:9.1f} windows/s  {args.steps / seconds:6.2f} step/s  "
         f"peak {peak:.1f} GiB"

@@ -19,50 +19,43 @@
 # two yardsticks any useful model must beat: copy-last-frame (nothing moves, the action holds)
 # and dead reckoning (each player moves by its last velocity, the action holds).
 #
-# **Inputs.** `artifacts/wm_frames` (stage `wm_frames`: the encoded games, memory-mapped),
-# `params.yaml` section `world_model`.
-# **Outputs.** `artifacts/world_model/<arch>/model.pt` (a checkpoint that carries its config);
-# `reports/world_model/<arch>/`: `metrics.json`, `curves.png`, `trajectory.png`, `horizon.png`,
-# `rollout_curve.csv`. The resume file stays in `runs/world_model/<arch>`.
+# **Inputs.** the outputs of `mmlib world-model <arch>` (the stage runs it first: it trains,
+# resuming from `runs/world_model/<arch>`, and scores; `mmlib.worldmodel.stage.run_arch`):
+# `artifacts/world_model/<arch>/model.pt` and `reports/world_model/<arch>/` `metrics.json`,
+# `train_curve.csv`, `val_curve.csv`, `rollout_curve.csv`; `artifacts/wm_frames` (stage
+# `wm_frames`) for the one rollout drawn.
+# **Outputs.** `reports/world_model/<arch>/`: `curves.png`, `horizon.png`, `trajectory.png`.
 # **Note.** `research-notes/2026-11-22-world-model.md`.
 #
-# The stage runs this notebook once per architecture (`-p arch mlp`, `-p arch mamba2`).
-# Training prints nothing here, so a fresh, a resumed and a finished run give the same notebook.
+# The stage runs this notebook once per architecture (`-p arch mlp`, `-p arch mamba2`); it reads
+# and draws, and trains nothing.
 
 # %% tags=["parameters"]
 arch: str = "mlp"  # one of params.yaml world_model.archs
-params_file: str = "params.yaml"  # section `world_model`
 frames_dir: str = "artifacts/wm_frames"  # stage `wm_frames`
 model_dir: str = "artifacts/world_model"  # per-architecture checkpoints
-report_dir: str = "reports/world_model"  # per-architecture metrics and pictures
-runs_dir: str = "runs/world_model"  # per-architecture resume files (outside DVC)
+report_dir: str = "reports/world_model"  # per-architecture metrics, curves and pictures
 
 # %%
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-import torch
 from IPython.display import Image
 
-from mmlib.atomic import write_json, write_text
-from mmlib.worldmodel import evaluate, frame_store, models, report, train
-from mmlib.worldmodel.config import recipe
+from mmlib.worldmodel import frame_store, report, rollout, train
 
 plt.rcParams["figure.dpi"] = 80
 pd.set_option("display.precision", 4)
-model_cfg, train_cfg, settings = recipe(Path(params_file), arch)
-enc = model_cfg.encoding
 out = Path(report_dir) / arch
-out.mkdir(parents=True, exist_ok=True)
-train_frames, val_frames = frame_store.load(
-    Path(frames_dir), enc, settings["val_frac"], settings["split_seed"]
-)
-print(f"{arch}: encoding {enc.version} ({enc.frame_dim} per frame), contract {enc.contract}, "
-      f"K = {enc.context}")  # fmt: skip
-print(f"train: {len(train_frames.md5s)} games, {train_frames.n_frames:,} frames; "
-      f"validation: {len(val_frames.md5s)} games, {val_frames.n_frames:,} frames")  # fmt: skip
+metrics = json.loads((out / "metrics.json").read_text())
+model = train.load(Path(model_dir) / arch / train.MODEL_FILE)
+enc, data = model.cfg.encoding, metrics["data"]
+print(f"{arch}: {metrics['parameters']:,} parameters; encoding {enc.version} "
+      f"({enc.frame_dim} per frame), contract {enc.contract}, K = {enc.context}")  # fmt: skip
+print(f"train: {data['train_games']} games, {data['train_frames']:,} frames; "
+      f"validation: {data['val_games']} games, {data['val_frames']:,} frames")  # fmt: skip
 
 # %% [markdown]
 # ## How much data
@@ -77,14 +70,12 @@ print(f"train: {len(train_frames.md5s)} games, {train_frames.n_frames:,} frames;
 # the weighted loss of SPEC 6.2.2; the best epoch by validation loss is kept.
 
 # %%
-model, history = train.train(
-    model_cfg, train_cfg, train_frames, val_frames, Path(runs_dir) / arch, log=lambda _: None
+epochs = metrics["steps"] / metrics["epoch_steps"]
+print(f"best at epoch {metrics['best_epoch']:g} of {epochs:g} ({metrics['epoch_steps']} steps "
+      f"an epoch); validation loss {metrics['val_loss']}")  # fmt: skip
+fig = report.curves(
+    pd.read_csv(out / "train_curve.csv"), pd.read_csv(out / "val_curve.csv"), f"{arch}: loss"
 )
-Path(model_dir, arch).mkdir(parents=True, exist_ok=True)
-train.save(Path(model_dir) / arch / "model.pt", model, history, train_cfg)
-print(f"{models.n_params(model):,} parameters; best epoch {history.best_epoch} of "
-      f"{train_cfg.epochs}")  # fmt: skip
-fig = report.curves(history, f"{arch}: loss per epoch")
 fig.savefig(out / "curves.png")
 plt.close(fig)
 Image(str(out / "curves.png"))
@@ -97,8 +88,7 @@ Image(str(out / "curves.png"))
 # (the hard part: about 7% of frames). Position MAE is per axis, in game units; damage in percent.
 
 # %%
-torch.set_num_threads(train_cfg.threads)
-tf = evaluate.teacher_forced_metrics(evaluate.teacher_forced(model, val_frames))
+tf = metrics["teacher_forced"]
 scalars = ["action_acc", "action_acc_p0", "change_acc", "change_acc_p0", "position_mae",
            "damage_mae"]  # fmt: skip
 pd.DataFrame(
@@ -120,9 +110,7 @@ pd.DataFrame(tf["category_acc"]).T
 # the replay's.
 
 # %%
-roll, (starts, pred_f, pred_i, errors) = evaluate.rollout_metrics(
-    model, val_frames, settings["rollout_starts"], settings["rollout_seed"]
-)
+roll = metrics["rollout"]
 pd.DataFrame(
     {
         f"{who} @ {h}": figures
@@ -132,19 +120,14 @@ pd.DataFrame(
 ).T
 
 # %%
-steps = {"step": np.arange(1, pred_f.shape[1] + 1)}
-for who, e in errors.items():
-    for metric, v in e.items():
-        steps[f"{who}_{metric}"] = [evaluate.sig(x) for x in np.asarray(v, float).mean(0)]
-write_text(out / "rollout_curve.csv", pd.DataFrame(steps).to_csv(index=False))
-fig = report.horizon_curves(
-    {
-        arch: errors["model"],
-        "copy last frame": errors["copy_last_frame"],
-        "dead reckoning": errors["dead_reckoning"],
-    },
-    f"{arch}: rollout error against horizon ({roll['starts']} starts)",
-)
+curve = pd.read_csv(out / "rollout_curve.csv")
+names = {"model": arch, "copy_last_frame": "copy last frame", "dead_reckoning": "dead reckoning"}
+errors = {
+    label: {c[len(who) + 1 :]: curve[c] for c in curve if c.startswith(f"{who}_")}
+    for who, label in names.items()
+}
+title = f"{arch}: rollout error against horizon ({roll['starts']} starts)"
+fig = report.horizon_curves(errors, title)
 fig.savefig(out / "horizon.png")
 plt.close(fig)
 Image(str(out / "horizon.png"))
@@ -155,31 +138,13 @@ Image(str(out / "horizon.png"))
 # percent of both players.
 
 # %%
-final = errors["model"]["position"][:, -1]
-pick = int(np.argsort(final)[len(final) // 2])
+_, val_frames = frame_store.load(Path(frames_dir), enc)
+start = metrics["trajectory_start"]
+pred_f, _ = rollout.rollout(model, val_frames, [start], len(curve))
 fig = report.trajectory(
-    val_frames, int(starts[pick]), pred_f[pick].numpy(),
-    f"{arch}: a 200-frame rollout (median error of {roll['starts']})",
+    val_frames, start, pred_f[0].numpy(),
+    f"{arch}: a {len(curve)}-frame rollout (median error of {roll['starts']})",
 )  # fmt: skip
 fig.savefig(out / "trajectory.png")
 plt.close(fig)
 Image(str(out / "trajectory.png"))
-
-# %%
-metrics = {
-    "arch": arch,
-    "parameters": models.n_params(model),
-    "encoding": enc.to_dict(),
-    "data": {
-        "train_games": len(train_frames.md5s),
-        "train_frames": train_frames.n_frames,
-        "val_games": len(val_frames.md5s),
-        "val_frames": val_frames.n_frames,
-        "val_md5s": val_frames.md5s,
-    },
-    "best_epoch": history.best_epoch,
-    "val_loss": evaluate.sig(history.best_loss),
-    "teacher_forced": tf,
-    "rollout": roll,
-}
-write_json(out / "metrics.json", metrics)

@@ -22,26 +22,24 @@
 # **Note.** `research-notes/2026-11-22-world-model.md`.
 
 # %% tags=["parameters"]
-archs: list = ["mlp", "mamba2"]  # params.yaml world_model.archs
+params_file: str = "params.yaml"  # world_model.archs: the architectures compared
 report_dir: str = "reports/world_model"
 
 # %%
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image
 
-from mmlib.atomic import write_text
-from mmlib.worldmodel import report
+from mmlib.worldmodel import params as wm_params
+from mmlib.worldmodel import report, stage
 
 plt.rcParams["figure.dpi"] = 80
 pd.set_option("display.precision", 4)
 root = Path(report_dir)
 out = root / "compare"
-out.mkdir(parents=True, exist_ok=True)
-metrics = {a: json.loads((root / a / "metrics.json").read_text()) for a in archs}
+archs = wm_params.archs(Path(params_file))
 curves = {a: pd.read_csv(root / a / "rollout_curve.csv") for a in archs}
 
 # %% [markdown]
@@ -52,31 +50,7 @@ curves = {a: pd.read_csv(root / a / "rollout_curve.csv") for a in archs}
 
 
 # %%
-def row(parameters: str, tf: dict, roll: dict) -> dict:
-    """One line of the table from teacher-forced figures and rollout figures by horizon."""
-    return (
-        {
-            "parameters": parameters,
-            "action acc": tf["action_acc"],
-            "change acc": tf["change_acc"],
-            "position MAE": tf["position_mae"],
-            "damage MAE": tf["damage_mae"],
-        }
-        | {f"pos err @{h}": roll[h]["position"] for h in ("10", "50", "100", "200")}
-        | {f"action @{h}": roll[h]["action"] for h in ("10", "200")}
-    )
-
-
-rows = {
-    a: row(f"{m['parameters']:,}", m["teacher_forced"], m["rollout"]["model"])
-    for a, m in metrics.items()
-}
-first = metrics[archs[0]]  # the yardstick is the same for every architecture (same frames)
-for who in ("copy_last_frame", "dead_reckoning"):
-    rows[who.replace("_", " ")] = row("0", first["teacher_forced"][who], first["rollout"][who])
-table = pd.DataFrame(rows).T
-write_text(out / "table.md", table.to_markdown() + "\n")
-table
+stage.compare_table(archs, root)  # also written to compare/table.md
 
 # %% [markdown]
 # ## Error against horizon

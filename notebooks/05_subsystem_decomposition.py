@@ -19,52 +19,38 @@
 # predict it as well, and what happens when the five small models run together as one simulator?
 # The published work planned this and never ran it (SPEC 6.8.1).
 #
-# **Inputs.** `artifacts/wm_frames` (stage `wm_frames`); the monoliths of stage `world_model`
-# (`artifacts/world_model/<arch>/model.pt`); `params.yaml` sections `world_model` (encoding,
-# split, rollout starts) and `decompose`.
-# **Outputs.** `artifacts/decomposition/<subsystem>.pt`; `reports/decomposition/`:
-# `metrics.json`, `table.md`, `rollout_curve.csv`, `horizon.png`, `confusion.png`.
+# **Inputs.** the outputs of `mmlib decompose` (the stage runs it first: it scores the
+# monoliths of stage `world_model`, trains one small model per subsystem, resuming from
+# `runs/decomposition`, and rolls them out; `mmlib.worldmodel.stage.run_decompose`):
+# `artifacts/decomposition/<subsystem>.pt` and `reports/decomposition/` `metrics.json`,
+# `table.md`, `rollout_curve.csv`.
+# **Outputs.** `reports/decomposition/`: `horizon.png`, `confusion.png`.
 # **Note.** `research-notes/2026-11-22-subsystem-decomposition.md`.
 
 # %% tags=["parameters"]
-params_file: str = "params.yaml"  # sections `world_model` and `decompose`
-frames_dir: str = "artifacts/wm_frames"  # stage `wm_frames`
-world_model_dir: str = "artifacts/world_model"  # stage `world_model`: the monoliths
-model_dir: str = "artifacts/decomposition"  # one checkpoint per subsystem
-report_dir: str = "reports/decomposition"
-runs_dir: str = "runs/decomposition"  # resume files (outside DVC)
+report_dir: str = "reports/decomposition"  # `mmlib decompose`'s reports
 
 # %%
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from IPython.display import Image, Markdown
 
-from mmlib.atomic import write_json, write_text
-from mmlib.worldmodel import evaluate, frame_store, models, report, rollout, train
+from mmlib.worldmodel import report, stage
 from mmlib.worldmodel import subsystems as sub
-from mmlib.worldmodel.config import decompose_recipe
-from mmlib.worldmodel.losses import per_player
+from mmlib.worldmodel.encoding import EncodingConfig
 
 plt.rcParams["figure.dpi"] = 80
 pd.set_option("display.precision", 4)
-configs, train_cfg, settings = decompose_recipe(Path(params_file))
-enc = next(iter(configs.values())).encoding
-sub.check_partition(enc)
-torch.set_num_threads(train_cfg.threads)
 out = Path(report_dir)
-out.mkdir(parents=True, exist_ok=True)
-Path(model_dir).mkdir(parents=True, exist_ok=True)
-train_frames, val_frames = frame_store.load(
-    Path(frames_dir), enc, settings["val_frac"], settings["split_seed"]
-)
-horizons = settings["horizons"]
+metrics = json.loads((out / "metrics.json").read_text())
+enc, data, figures = EncodingConfig(**metrics["encoding"]), metrics["data"], metrics["subsystems"]
 print(f"encoding {enc.version}, contract {enc.contract}, K = {enc.context}; "
-      f"train: {len(train_frames.md5s)} games, {train_frames.n_frames:,} frames; "
-      f"validation: {len(val_frames.md5s)} games, {val_frames.n_frames:,} frames")  # fmt: skip
+      f"train: {data['train_games']} games, {data['train_frames']:,} frames; "
+      f"validation: {data['val_games']} games, {data['val_frames']:,} frames")  # fmt: skip
 
 # %% [markdown]
 # ## How much data
@@ -97,12 +83,10 @@ pd.DataFrame(
 # frames; `tests/test_wm_subsystems.py` checks these definitions on the replays.
 
 # %%
-events = sub.replay_events(enc, val_frames.floats, val_frames.ints, val_frames.offsets)
-player_frames = 2 * val_frames.n_frames
 pd.DataFrame(
     {
-        k: {"player-frames": int(v.sum()), "share": v.sum() / player_frames}
-        for k, v in events.items()
+        k: {"player-frames": n, "share": n / metrics["player_frames"]}
+        for k, n in metrics["events"].items()
     }
 ).T
 
@@ -112,25 +96,17 @@ pd.DataFrame(
 # the K-th on, scored per subsystem; copy-last-frame beside them. A monolith's guard state is the
 # one its predicted action implies.
 
+
 # %%
-monoliths = {a: train.load(Path(world_model_dir) / a / "model.pt") for a in settings["monoliths"]}
-teacher, predictions = {}, {}
-for arch, model in monoliths.items():
-    predictions[arch] = evaluate.teacher_forced(model, val_frames)
-    teacher[arch] = sub.teacher_forced_metrics(enc, predictions[arch])
-    copy_tf = teacher[arch].pop("copy_last_frame")  # the same for every model
-    dead_tf = teacher[arch].pop("dead_reckoning")  # copy-last-frame but for movement
-
-
-def headlines(figures: dict) -> dict:
-    return {s.name: figures[s.name][s.headline] for s in sub.SUBSYSTEMS if s.name in figures}
+def headlines(who: str) -> dict:
+    return {s.name: figures[s.name]["teacher_forced"][who][s.headline] for s in sub.SUBSYSTEMS}
 
 
 pd.DataFrame(
     {
-        **{a: headlines(teacher[a]) for a in monoliths},
-        "copy last frame": headlines(copy_tf),
-        "dead reckoning": headlines(dead_tf),
+        **{a: headlines(f"{a}_monolith") for a in metrics["monoliths"]},
+        "copy last frame": headlines("copy_last_frame"),
+        "dead reckoning": headlines("dead_reckoning"),
     }
 )
 
@@ -141,23 +117,14 @@ pd.DataFrame(
 # the best epoch by validation loss is kept.
 
 # %%
-standalone = {}
-for name, cfg in configs.items():
-    model, history = train.train(
-        cfg, train_cfg, train_frames, val_frames, Path(runs_dir) / name, log=lambda _: None
-    )
-    train.save(Path(model_dir) / f"{name}.pt", model, history, train_cfg)
-    standalone[name] = model
-    predictions[name] = evaluate.teacher_forced(model, val_frames)
-    teacher[name] = sub.teacher_forced_metrics(enc, predictions[name], cfg.owns)[name]
 pd.DataFrame(
     {
-        name: {
-            "parameters": models.n_params(m),
-            "owns": len(m.cfg.owns),
-            sub.BY_NAME[name].headline: teacher[name][sub.BY_NAME[name].headline],
+        s.name: {
+            "parameters": figures[s.name]["standalone_parameters"],
+            "owns": len(figures[s.name]["owns"]),
+            s.headline: figures[s.name]["teacher_forced"]["standalone"][s.headline],
         }
-        for name, m in standalone.items()
+        for s in sub.SUBSYSTEMS
     }  # fmt: skip
 ).T
 
@@ -173,43 +140,28 @@ pd.DataFrame(
 #   shield-and-grab model's own.
 
 # %%
-starts = evaluate.rollout_starts(val_frames, max(horizons), settings["rollout_starts"],
-                                 settings["rollout_seed"])  # fmt: skip
-
-
-def roll(model, oracle=False):
-    pred = rollout.rollout(model, val_frames, starts, max(horizons), oracle=oracle, guard=True)
-    return sub.rollout_errors(val_frames, starts, *pred)
-
-
-curves = {a: roll(m)["model"] for a, m in monoliths.items()}
-alone = {name: roll(m, oracle=True)["model"] for name, m in standalone.items()}
-recomposed_errors = roll(list(standalone.values()))
-curves["standalone"] = {s.rollout: alone[s.name][s.rollout] for s in sub.SUBSYSTEMS}
-curves["recomposed"] = recomposed_errors["model"]
-curves["copy last frame"] = recomposed_errors["copy_last_frame"]
-curves["dead reckoning"] = recomposed_errors["dead_reckoning"]
-rollouts = {who: sub.at_horizons(e, horizons) for who, e in curves.items()}
-pd.DataFrame({(s.name, who): rollouts[who][s.name] for s in sub.SUBSYSTEMS for who in rollouts}).T
+horizons = metrics["horizons"]
+pd.DataFrame(
+    {(s.name, who): v for s in sub.SUBSYSTEMS for who, v in figures[s.name]["rollout"].items()}
+).T
 
 # %% [markdown]
 # Error against horizon, per subsystem. Solid lines are models; grey, the yardsticks
 # (copy-last-frame dashed, dead reckoning dotted: it differs only in position).
 
 # %%
+curve = pd.read_csv(out / "rollout_curve.csv")
+who = list(figures[sub.SUBSYSTEMS[0].name]["rollout"])  # models first, then the yardsticks
+curves = {
+    w: {s.rollout: curve[f"{w}_{s.name}".replace(" ", "_")] for s in sub.SUBSYSTEMS
+        if f"{w}_{s.name}".replace(" ", "_") in curve}
+    for w in who
+}  # fmt: skip
 panels = [(s.rollout, f"{s.name}\n{s.rollout_label}") for s in sub.SUBSYSTEMS]
-fig = report.horizon_curves(
-    curves, f"Rollouts per subsystem ({len(starts)} starts, 3 validation games)", panels
-)
+title = f"Rollouts per subsystem ({metrics['rollout_starts']} starts, 3 validation games)"
+fig = report.horizon_curves(curves, title, panels)
 fig.savefig(out / "horizon.png")
 plt.close(fig)
-steps = {"step": np.arange(1, max(horizons) + 1)}
-for who, e in curves.items():
-    for s in sub.SUBSYSTEMS:
-        steps[f"{who.replace(' ', '_')}_{s.name}"] = [
-            evaluate.sig(x) for x in np.asarray(e[s.rollout], float).mean(0)
-        ]
-write_text(out / "rollout_curve.csv", pd.DataFrame(steps).to_csv(index=False))
 Image(str(out / "horizon.png"))
 
 # %% [markdown]
@@ -219,24 +171,9 @@ Image(str(out / "horizon.png"))
 # "the action holds" puts the mass on the previous action's category.
 
 # %%
-labels = sorted(set(evaluate.CATEGORY))
-
-
-def transition_counts(pred: dict) -> np.ndarray:
-    true, prev = pred["tgt"]["action"], pred["tgt"]["prev_action"]
-    guess = per_player(torch.as_tensor(pred["out"]["action"])).argmax(-1).numpy()
-    changed = true != prev
-    index = {c: k for k, c in enumerate(labels)}
-    t = np.vectorize(index.get)(evaluate.CATEGORY[true[changed]])
-    g = np.vectorize(index.get)(evaluate.CATEGORY[guess[changed]])
-    return np.bincount(t * len(labels) + g, minlength=len(labels) ** 2).reshape(len(labels), -1)
-
-
-matrices = {
-    "Mamba-2 monolith": transition_counts(predictions["mamba2"]),
-    "standalone action model": transition_counts(predictions["action_transitions"]),
-}
-fig = report.confusion(matrices, labels, "Action changes: true vs predicted category")
+confusion = metrics["transition_confusion"]
+matrices = {k: np.array(v) for k, v in confusion.items() if k != "labels"}
+fig = report.confusion(matrices, confusion["labels"], "Action changes: true vs predicted category")
 fig.savefig(out / "confusion.png")
 plt.close(fig)
 Image(str(out / "confusion.png"))
@@ -253,85 +190,4 @@ Image(str(out / "confusion.png"))
 # only shown that two weak models are equally weak.
 
 # %%
-cost = {a: (models.n_params(m), sub.flops_per_frame(m)) for a, m in monoliths.items()}
-cost |= {n: (models.n_params(m), sub.flops_per_frame(m)) for n, m in standalone.items()}
-cost["recomposed"] = tuple(sum(cost[n][k] for n in standalone) for k in (0, 1))
-margin = settings["margin"]
-rows, verdict = [], {}
-for s in sub.SUBSYSTEMS:
-    mono, alone_fig = teacher["mamba2"][s.name][s.headline], teacher[s.name][s.headline]
-    copy = copy_tf[s.name][s.headline]
-    verdict[s.name] = {
-        "decomposes": sub.decomposes(s, alone_fig, mono, margin),
-        "monolith_beats_copy_last_frame": sub.better(s, mono, copy),
-        "standalone_beats_copy_last_frame": sub.better(s, alone_fig, copy),
-    }
-    row = {"subsystem": s.name, "headline": s.headline}
-    row |= {f"{a} monolith": teacher[a][s.name][s.headline] for a in monoliths}
-    row |= {"standalone": alone_fig, "copy last frame": copy}
-    row |= {"dead reckoning": dead_tf[s.name][s.headline]}
-    row |= {k.replace("_", " "): "yes" if v else "no" for k, v in verdict[s.name].items()}
-    row |= {"standalone params": f"{cost[s.name][0]:,}",
-            "MFLOP/frame": f"{cost[s.name][1] / 1e6:.2f}"}  # fmt: skip
-    rows.append(row)
-table = pd.DataFrame(rows).set_index("subsystem")
-rollout_table = pd.DataFrame(
-    {
-        s.name: {"metric": s.rollout_label}
-        | {
-            who: " / ".join(f"{rollouts[who][s.name][str(h)]:.3g}" for h in horizons)
-            for who in rollouts
-        }
-        for s in sub.SUBSYSTEMS
-    }
-).T
-costs = pd.DataFrame(
-    {k: {"parameters": f"{p:,}", "MFLOP/frame": f"{f / 1e6:.2f}"} for k, (p, f) in cost.items()}
-).T
-text = (
-    "## Teacher-forced headline per subsystem\n\n" + table.to_markdown()
-    + f"\n\n## Rollouts at {' / '.join(map(str, horizons))} frames ({len(starts)} starts)\n\n"
-    + rollout_table.to_markdown() + "\n\n## Cost per simulated frame\n\n" + costs.to_markdown()
-)  # fmt: skip
-write_text(
-    out / "table.md",
-    "# Subsystem decomposition (3 validation games, smoke profile)\n\n" + text + "\n",
-)
-Markdown(text)
-
-# %%
-metrics = {
-    "encoding": enc.to_dict(),
-    "data": {
-        "train_games": len(train_frames.md5s),
-        "train_frames": train_frames.n_frames,
-        "val_games": len(val_frames.md5s),
-        "val_frames": val_frames.n_frames,
-    },
-    "events": {k: int(v.sum()) for k, v in events.items()},
-    "margin": margin,
-    "subsystems": {
-        s.name: {
-            "owns": list(s.owns(enc)),
-            "headline": s.headline,
-            "higher_is_better": s.higher_is_better,
-            **verdict[s.name],
-            "teacher_forced": {
-                **{f"{a}_monolith": teacher[a][s.name] for a in monoliths},
-                "standalone": teacher[s.name],
-                "copy_last_frame": copy_tf[s.name],
-                "dead_reckoning": dead_tf[s.name],
-            },
-            "rollout": {who: rollouts[who][s.name] for who in rollouts},
-            "standalone_parameters": cost[s.name][0],
-            "standalone_flops_per_frame": cost[s.name][1],
-        }
-        for s in sub.SUBSYSTEMS
-    },
-    "cost": {k: {"parameters": p, "flops_per_frame": f} for k, (p, f) in cost.items()},
-    "transition_confusion": {
-        "labels": labels,
-        **{name: m.tolist() for name, m in matrices.items()},
-    },
-}
-write_json(out / "metrics.json", metrics)
+Markdown(stage.decompose_tables(metrics))

@@ -59,6 +59,11 @@ def overview_run(tmp_path_factory) -> Path:
 
 def test_overview_notebook_runs_headless(overview_run: Path):
     nb = nbformat.read(overview_run, as_version=4)
+    # every code cell ran, in order, to the end: papermill stops at a cell that exits with
+    # SystemExit(0) and still returns (metadata.papermill.exception set, no error raised)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    assert [c.metadata.papermill.status for c in code] == ["completed"] * len(code)
     assert nb.metadata.papermill.exception is None
     errors = [
         o
@@ -149,6 +154,48 @@ def test_notebook_command_errors_are_one_line(tmp_path):
     assert len(no_kernel.stderr.strip().splitlines()) == 1
     assert "no Jupyter kernel named 'no-such-kernel'" in no_kernel.stderr
     assert not (tmp_path / "o.ipynb").exists()
+
+
+def test_a_notebook_that_exits_early_fails_and_writes_nothing(tmp_path):
+    """A cell that ends the kernel without an exception (`sys.exit(0)`) leaves later cells
+    unrun: that is a failure too, not a half-run report."""
+    notebook = tmp_path / "exits.py"
+    notebook.write_text('# %%\nimport sys\n\nsys.exit(0)\n\n# %%\nprint("never")\n')
+    out = tmp_path / "exits.ipynb"
+    command = ["mmlib", "notebook", str(notebook), str(out), "--cwd", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"mmlib notebook: {notebook} stopped after 1 code cells without finishing"
+    )
+    assert not out.exists()
+
+
+def test_a_notebook_that_raises_fails_in_one_line_and_writes_nothing(tmp_path):
+    """`mmlib notebook` on a notebook whose cell raises: exit status 2, the last line of stderr
+    names the notebook, the cell and the exception (its message on one line), and the output
+    path keeps what it held before: no half-run notebook, no temporary file beside it."""
+    notebook = tmp_path / "raises.py"
+    notebook.write_text(
+        '# %%\nprint("first cell")\n\n# %%\nraise ValueError("no games\\n  for mewtwo")\n'
+    )
+    out = tmp_path / "report" / "raises.ipynb"
+    out.parent.mkdir()
+    out.write_text("an earlier run's notebook\n")
+    command = ["mmlib", "notebook", str(notebook), str(out), "--cwd", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[-1] == (
+        f"mmlib notebook: {notebook} failed in cell 2: ValueError: no games for mewtwo"
+    )
+    assert "first cell" in done.stderr and "Traceback" in done.stderr  # a bug shows where
+    assert out.read_text() == "an earlier run's notebook\n"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["raises.ipynb"]
 
 
 # Stages whose outputs come out of torch training. The `mmlib` command pins the CPU kernels

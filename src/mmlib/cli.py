@@ -108,6 +108,36 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _world_model(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from mmlib.worldmodel import stage
+
+    paths = stage.Paths(args.frames, args.models, args.reports, args.runs)
+    for arch in args.arch:
+        m = stage.run_arch(arch, args.params, paths, log=tqdm.write, progress=not args.quiet)
+        tf, copy = m["teacher_forced"], m["teacher_forced"]["copy_last_frame"]
+        print(
+            f"{arch}: val loss {m['val_loss']:.4g}; position MAE {tf['position_mae']:.3g} "
+            f"(copy-last-frame {copy['position_mae']:.3g}, dead reckoning "
+            f"{tf['dead_reckoning']['position_mae']:.3g}) -> {args.models / arch}"
+        )
+    return 0
+
+
+def _decompose(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from mmlib.worldmodel import stage
+
+    paths = stage.DecomposePaths(args.frames, args.monoliths, args.models, args.reports, args.runs)
+    m = stage.run_decompose(args.params, paths, log=tqdm.write, progress=not args.quiet)
+    verdicts = ", ".join(f"{k} {'yes' if v['decomposes'] else 'no'}"
+                         for k, v in m["subsystems"].items())  # fmt: skip
+    print(f"decomposes: {verdicts} -> {args.reports}")
+    return 0
+
+
 def _session_status(args: argparse.Namespace, session) -> int:
     if session.ok:
         print(f"mmlib {args.command}: {session.ended}")
@@ -280,6 +310,26 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--runs", type=Path, default=Path("runs/bc"), help="resume checkpoints")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     s.set_defaults(run=_train)
+
+    s = sub.add_parser("world-model", help="train and score world models (stage world_model)")
+    s.add_argument("arch", nargs="+", help="architectures of params.yaml world_model.archs")
+    s.add_argument("--params", type=Path, default=Path("params.yaml"), help="`world_model`")
+    s.add_argument("--frames", type=Path, default=Path("artifacts/wm_frames"))
+    s.add_argument("--models", type=Path, default=Path("artifacts/world_model"))
+    s.add_argument("--reports", type=Path, default=Path("reports/world_model"))
+    s.add_argument("--runs", type=Path, default=Path("runs/world_model"), help="resume files")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    s.set_defaults(run=_world_model)
+
+    s = sub.add_parser("decompose", help="one model per subsystem of the dynamics (stage)")
+    s.add_argument("--params", type=Path, default=Path("params.yaml"), help="`decompose`")
+    s.add_argument("--frames", type=Path, default=Path("artifacts/wm_frames"))
+    s.add_argument("--monoliths", type=Path, default=Path("artifacts/world_model"))
+    s.add_argument("--models", type=Path, default=Path("artifacts/decomposition"))
+    s.add_argument("--reports", type=Path, default=Path("reports/decomposition"))
+    s.add_argument("--runs", type=Path, default=Path("runs/decomposition"), help="resume files")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    s.set_defaults(run=_decompose)
 
     s = sub.add_parser("notebook", help="run a percent-format notebook headless with papermill")
     s.add_argument("notebook", type=Path, help="notebooks/NN_name.py")

@@ -152,6 +152,9 @@ def run_notebook(
             print(e, file=sys.stderr)  # the cell's traceback
         evalue = " ".join(str(e.evalue).split())
         raise UsageError(f"{notebook} failed in cell {e.exec_count}: {e.ename}: {evalue}") from None
+    if nb.metadata.papermill.get("exception"):  # a cell ended the kernel (`sys.exit(0)`) early
+        ran = sum(c.get("execution_count") is not None for c in nb.cells if c.cell_type == "code")
+        raise UsageError(f"{notebook} stopped after {ran} code cells without finishing")
     nb.metadata.papermill["input_path"] = str(notebook)
     nb.metadata.papermill["output_path"] = str(output)
     make_stable(nb)
