@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -259,3 +260,62 @@ def test_metrics_and_rollouts_on_real_games(small_split, arch):
     assert pred_f[..., x].abs().max() <= 300 * SCALE["x"] + 1e-6
     assert set(roll["model"]) == {"1", "10"}
     assert np.all(errs["copy_last_frame"]["stocks"][:, 0])  # stocks hold over one frame
+
+
+_DDP_CHILD = """
+import json, sys
+from pathlib import Path
+import torch
+from mmlib.worldmodel import data, train
+from mmlib.worldmodel.config import ModelConfig, TrainConfig
+from mmlib.worldmodel.encoding import EncodingConfig
+ingest, model, cfg, run = json.loads(sys.argv[1])
+train_frames, val_frames = data.split(Path(ingest), EncodingConfig(), 0.25, 4)
+_, result = train.train(ModelConfig.from_dict(model), TrainConfig(**cfg), train_frames.game(0),
+                        val_frames, Path(run), log=lambda _: None)
+torch.save(result.checkpoint["model"], Path(run) / f"rank{result.rank}.pt")
+"""
+
+
+@pytest.mark.slow
+@needs_replays
+def test_ddp_on_two_processes_equals_one_process_on_the_union_batch(ingested, small_split,
+                                                                    tmp_path):  # fmt: skip
+    """A world model under torchrun (gloo, 2 processes, each drawing its own clips) ends with
+    the weights of one process that trains on both ranks' clips together."""
+    import socket
+
+    train_frames, val_frames = small_split
+    cfg = TrainConfig(epochs=1, batch=32, clip=20, threads=1)
+    model_cfg = dataclasses.replace(TINY["mlp"], dropout=0.0)  # the same function on both ranks
+    spec = json.dumps([str(ingested), model_cfg.to_dict(), cfg.to_dict(), str(tmp_path)])
+    script = tmp_path / "child.py"
+    script.write_text(_DDP_CHILD)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_addr", "127.0.0.1", "--master_port", str(port), str(script), spec],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    for k in rank0:
+        assert torch.equal(rank0[k], rank1[k]), k
+
+    task = train.WorldModelTask(model_cfg, cfg, train_frames.game(0), val_frames)
+    torch.manual_seed(cfg.seed)
+    model = task.build()
+    opt, sched = task.optimizer(model)
+    streams = [task.batches(rank) for rank in (0, 1)]
+    for _ in range(task.epoch_steps):
+        clips = [s.next() for s in streams]
+        union = tuple(torch.cat(parts) for parts in zip(*clips, strict=True))
+        task.loss(model, union)["total"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad()
+        sched.step()
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(rank0[k], v, rtol=1e-4, atol=1e-5, msg=k)
