@@ -40,7 +40,7 @@ def run(scan: str, args, device: torch.device) -> float:
 
     def step():
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            out, tgt = train.step_outputs(model, clip, width, enc)
+            out, tgt = train.step_outputs(model, clip, width, model_cfg)
             parts = losses(out, tgt, scales=model.heads.scales())
         parts["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -7,6 +7,10 @@ that need them are marked `needs_replays` and skip with a reason when the folder
 from __future__ import annotations
 
 import functools
+import signal
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -151,3 +155,24 @@ def fox_policy(fox_shards, tmp_path_factory) -> Path:
         steps=24, eval_every=24, ckpt_every=24,
     )  # fmt: skip
     return tmp / "bc" / "fox"
+
+
+def kill_once_written(args: list[str], path: Path, timeout: float = 300) -> None:
+    """Start a process and SIGKILL it as soon as `path` (its first resume file) exists; assert it
+    was killed before it finished and left no half-written `.*.tmp` file beside `path`."""
+    child = subprocess.Popen(args)
+    deadline = time.monotonic() + timeout
+    while not path.exists() and child.poll() is None:
+        assert time.monotonic() < deadline, f"no {path.name} within {timeout:.0f} s"
+        time.sleep(0.002)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not list(path.parent.glob(".*.tmp")), "a half-written resume file was left behind"
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a torchrun rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -6,16 +6,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import free_port, kill_once_written
 
 from mmlib.features.sampler import WindowSampler
 from mmlib.models.bc import BCTransformer, losses
@@ -95,17 +93,9 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(fox_shards, tmp_path):
     whole = train(cfg, MODEL, fox_shards, tmp_path / "whole", log=lambda _: None)
 
     run = tmp_path / "killed"
-    child = subprocess.Popen(_child_args(cfg, fox_shards, run))
-    deadline = time.monotonic() + 120
-    while not (run / RESUME_FILE).exists() and child.poll() is None:
-        assert time.monotonic() < deadline, "no resume checkpoint within 120 s"
-        time.sleep(0.002)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    assert child.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_once_written(_child_args(cfg, fox_shards, run), run / RESUME_FILE, timeout=120)
     saved = torch.load(run / RESUME_FILE, weights_only=False)
     assert 0 < saved["step"] < cfg.steps and not saved["finished"]
-    assert not list(run.glob(".*.tmp")), "a half-written checkpoint was left behind"
 
     lines = []
     resumed = train(cfg, MODEL, fox_shards, run, log=lines.append)
@@ -143,12 +133,6 @@ torch.save(r.checkpoint["model"], Path(run) / f"rank{r.rank}.pt")
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_ddp_on_two_processes_equals_one_process_on_the_union_batch(fox_shards, tmp_path):
     cfg = dataclasses.replace(CFG, steps=3, batch=4, eval_every=100, ckpt_every=100)
@@ -159,7 +143,7 @@ def test_ddp_on_two_processes_equals_one_process_on_the_union_batch(fox_shards, 
     script.write_text(_DDP_CHILD)
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script), spec],
+         "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(script), spec],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -7,16 +7,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import needs_replays
+from conftest import free_port, kill_once_written, needs_replays
 
 from mmlib.errors import UsageError
 from mmlib.worldmodel import data, evaluate, models, rollout, train
@@ -151,21 +148,6 @@ train.train(ModelConfig.from_dict(model), TrainConfig(**cfg), train_frames.game(
 """
 
 
-def _kill_after_first_checkpoint(args: list[str], run: Path) -> dict:
-    """Start a training process, SIGKILL it once its first resume file is down, and return that
-    file (asserting the run was cut short and left no half-written file)."""
-    child = subprocess.Popen(args)
-    deadline = time.monotonic() + 300
-    while not (run / train.RESUME_FILE).exists() and child.poll() is None:
-        assert time.monotonic() < deadline, "no resume file within 300 s"
-        time.sleep(0.002)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    assert child.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    assert not list(run.glob(".*.tmp")), "a half-written resume file was left behind"
-    return torch.load(run / train.RESUME_FILE, weights_only=False)
-
-
 @pytest.mark.slow
 @needs_replays
 @pytest.mark.parametrize("arch", ["mlp", "mamba2"])
@@ -184,7 +166,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(ingested, small_split,
 
     run = tmp_path / "b"
     spec = json.dumps([str(ingested), TINY[arch].to_dict(), cfg.to_dict(), str(run)])
-    saved = _kill_after_first_checkpoint([sys.executable, "-c", _CHILD, spec], run)
+    kill_once_written([sys.executable, "-c", _CHILD, spec], run / train.RESUME_FILE)
+    saved = torch.load(run / train.RESUME_FILE, weights_only=False)
     assert 0 < saved["step"] < done.step and not saved["finished"]
     lines = []
     resumed, result = train.train(TINY[arch], cfg, train_frames, val_frames, run, log=lines.append)
@@ -283,20 +266,15 @@ def test_ddp_on_two_processes_equals_one_process_on_the_union_batch(ingested, sm
                                                                     tmp_path):  # fmt: skip
     """A world model under torchrun (gloo, 2 processes, each drawing its own clips) ends with
     the weights of one process that trains on both ranks' clips together."""
-    import socket
-
     train_frames, val_frames = small_split
     cfg = TrainConfig(epochs=1, batch=32, clip=20, threads=1)
     model_cfg = dataclasses.replace(TINY["mlp"], dropout=0.0)  # the same function on both ranks
     spec = json.dumps([str(ingested), model_cfg.to_dict(), cfg.to_dict(), str(tmp_path)])
     script = tmp_path / "child.py"
     script.write_text(_DDP_CHILD)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_addr", "127.0.0.1", "--master_port", str(port), str(script), spec],
+         "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(script), spec],
         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -68,11 +68,11 @@ def _data(train_frames, val_frames) -> dict:
     }
 
 
-def _curves(out: Path, result, epoch_steps: int) -> None:
+def _curves(out: Path, result) -> None:
     """The training curves with an `epoch` column (steps / an epoch's steps)."""
     for name, rows in (("train_curve.csv", result.history.train),
                        ("val_curve.csv", result.history.val)):  # fmt: skip
-        rows = [{"epoch": r["step"] / epoch_steps} | r for r in rows]
+        rows = [{"epoch": r["step"] / result.epoch_steps} | r for r in rows]
         write_text(out / name, curve_csv(rows))
 
 
@@ -91,7 +91,7 @@ def run_arch(arch: str, params: Path = Path("params.yaml"), paths: Paths = Paths
     train.save(paths.models / arch / train.MODEL_FILE, model, result, train_cfg)
     out = paths.reports / arch
     out.mkdir(parents=True, exist_ok=True)
-    _curves(out, result, result.epoch_steps)
+    _curves(out, result)
 
     torch.set_num_threads(train_cfg.threads)
     tf = evaluate.teacher_forced_metrics(evaluate.teacher_forced(model, val_frames))

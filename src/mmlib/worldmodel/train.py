@@ -93,14 +93,14 @@ class ClipStream:
             self.taken = state["taken"]
 
 
-def step_outputs(model, clip: tuple[torch.Tensor, ...], width: int, enc):
+def step_outputs(model, clip: tuple[torch.Tensor, ...], width: int, model_cfg: ModelConfig):
     """(outputs, targets) of a batch of clips (floats, ints, stage), positions aligned (a model
-    that predicts once per window: its last position)."""
+    that predicts once per window: its last position). `model` may be wrapped (DDP, compile)."""
     floats, ints, stage = clip
+    enc = model_cfg.encoding
     tgt = encoding.targets(enc, floats, ints)
-    owns = model_config(model).owns
-    if owns:
-        tgt = encoding.restrict(enc, tgt, owns)
+    if model_cfg.owns:
+        tgt = encoding.restrict(enc, tgt, model_cfg.owns)
     ctrl = encoding.next_ctrl(enc, floats)
     out = model(floats[:, :width], ints[:, :width], stage, ctrl)
     if next(iter(out.values())).shape[1] != width:  # one prediction per window
@@ -108,15 +108,10 @@ def step_outputs(model, clip: tuple[torch.Tensor, ...], width: int, enc):
     return out, tgt
 
 
-def model_config(model) -> ModelConfig:
-    """The config of a model, or of the model inside a DDP or compiled wrapper."""
+def _unwrap(model):
+    """The model inside a DDP or compiled wrapper."""
     inner = getattr(model, "module", model)
-    return getattr(inner, "_orig_mod", inner).cfg
-
-
-def _heads(model):
-    inner = getattr(model, "module", model)
-    return getattr(inner, "_orig_mod", inner).heads
+    return getattr(inner, "_orig_mod", inner)
 
 
 def validate(model, frames: Frames, width: int, batch: int, float_loss: str = "mse",
@@ -133,7 +128,7 @@ def validate(model, frames: Frames, width: int, batch: int, float_loss: str = "m
             starts = frames.start_rows(width, np.arange(i, min(i + batch, total)), step)
             clip = engine.to_device(frames.clip(starts, width), device)
             with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                out, tgt = step_outputs(model, clip, width, frames.cfg)
+                out, tgt = step_outputs(model, clip, width, model.cfg)
                 parts = losses(out, tgt, scales=model.heads.scales(), float_loss=float_loss)
             for name, v in parts.items():
                 sums[name] = sums.get(name, 0.0) + v.item() * len(starts)
@@ -188,9 +183,9 @@ class WorldModelTask:
         return ClipStream(self.train_frames, self.width, self.tiled, self.cfg.batch, seed)
 
     def loss(self, model, clip) -> dict:
-        out, tgt = step_outputs(model, clip, self.width, self.train_frames.cfg)
-        heads = _heads(model)
-        return losses(out, tgt, self.cfg.change_weight, heads.scales(), self.cfg.float_loss)
+        out, tgt = step_outputs(model, clip, self.width, self.model_cfg)
+        scales = _unwrap(model).heads.scales()
+        return losses(out, tgt, self.cfg.change_weight, scales, self.cfg.float_loss)
 
     def evaluate(self, model, device, amp) -> dict[str, float]:
         return validate(model, self.val_frames, self.width, self.cfg.batch, self.cfg.float_loss,
@@ -214,8 +209,8 @@ def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, train: Frames, val: Fr
 def train(model_cfg: ModelConfig, cfg: TrainConfig, train_frames: Frames, val_frames: Frames,
           run_dir: Path, log=print, progress: bool = False):  # fmt: skip
     """Train, resuming from `run_dir/last.pt` when it matches; returns (the best model on the
-    CPU in eval mode, engine.Result). The history's steps count batches; `epoch_steps` of the
-    result's `epoch_steps` attribute is an epoch's."""
+    CPU in eval mode, engine.Result with `epoch_steps` added: an epoch's count of steps, which
+    the history's steps are counted in)."""
     task = WorldModelTask(model_cfg, cfg, train_frames, val_frames)
     result = engine.train(task, task.schedule(), run_dir, log=log, progress=progress)
     result.epoch_steps = task.epoch_steps
