@@ -7,9 +7,13 @@ the history, and a resume file (`last.pt`, written atomically) from which a kill
 exactly where it stopped. A `Task` supplies the rest: its model, optimizer and schedule, a batch
 stream with a resumable state, `loss(model, batch) -> {name: tensor}` and a validation pass.
 
-Given a seed, a CPU run is deterministic, and a resumed run gives the losses the uninterrupted run
-would have given. Under torchrun each process draws its own batches, gradients are averaged, every
-process runs the same validation pass on its own replica, and only rank 0 writes.
+Given a seed, a run is deterministic (on CUDA as far as torch offers deterministic kernels), and a
+resumed run gives the losses the uninterrupted run would have given: the resume file keeps every
+random state a step draws from (the CPU generator's and, on a GPU, the device's). Loss parts add up
+on the device and are read only when a training record is written, so a step does not wait for
+the GPU to report its loss (one wait per step is left: the check that skips a non-finite step).
+Under torchrun each process draws its own batches, gradients are averaged, every process runs the
+same validation pass on its own replica, and only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -150,6 +154,34 @@ def to_device(batch, device: torch.device):
     return batch.to(device, non_blocking=True) if isinstance(batch, torch.Tensor) else batch
 
 
+def deterministic(device: torch.device) -> None:
+    """Deterministic kernels: all of them on the CPU; on CUDA wherever torch has one (warn_only:
+    an op without one, such as a fused scan's atomics, warns instead of stopping the run)."""
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+        return
+    # cuBLAS reads this when it first starts; without it, deterministic mode refuses matmuls.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    torch.backends.cuda.matmul.allow_tf32 = True  # TF32 is deterministic, only less precise
+    torch.backends.cudnn.allow_tf32 = True
+
+
+def rng_states(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(the CPU generator's state, this device's CUDA generator's state or None on the CPU)."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+def set_rng_states(cpu: torch.Tensor, cuda: torch.Tensor | None, device: torch.device) -> None:
+    """Restore what `rng_states` saved; a CUDA run resumed from a CPU-made file starts its GPU
+    generator from the seed instead (the draws then differ, as they would anyway)."""
+    torch.set_rng_state(cpu)
+    if device.type == "cuda" and cuda is not None:
+        torch.cuda.set_rng_state(cuda, device)
+
+
 def autocast_dtype(schedule: Schedule, device: torch.device):
     bf16 = schedule.precision == "bf16" or (schedule.precision == "auto" and device.type == "cuda")
     return torch.bfloat16 if bf16 else None
@@ -162,11 +194,7 @@ def train(task: Task, schedule: Schedule, run_dir: Path, log=print, progress=Fal
     device = device_for(rank)
     if schedule.threads:
         torch.set_num_threads(schedule.threads)
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(True)
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    deterministic(device)
     amp = autocast_dtype(schedule, device)
 
     torch.manual_seed(schedule.seed)  # the same initial weights on every rank
@@ -187,7 +215,8 @@ def train(task: Task, schedule: Schedule, run_dir: Path, log=print, progress=Fal
             opt.load_state_dict(ckpt["optimizer"])
             sched.load_state_dict(ckpt["scheduler"])
             batches.load_state_dict(ckpt["batches"][rank])
-            torch.set_rng_state(ckpt["torch_rng"][rank])
+            cuda_rng = ckpt.get("cuda_rng")  # only in files made on a GPU
+            set_rng_states(ckpt["torch_rng"][rank], cuda_rng and cuda_rng[rank], device)
             history, best_state, step = ckpt["history"], ckpt["best_state"], ckpt["step"]
             log(f"resuming from step {step} ({resume})")
         else:
@@ -200,12 +229,13 @@ def train(task: Task, schedule: Schedule, run_dir: Path, log=print, progress=Fal
         )
 
     def checkpoint() -> dict:
-        states = [(batches.state_dict(), torch.get_rng_state())]
+        history.pending = {k: v.item() for k, v in sums.items()}  # read once per checkpoint
+        states = [(batches.state_dict(), *rng_states(device))]
         if world > 1:
             gathered = [None] * world
             dist.all_gather_object(gathered, states[0])
             states = gathered
-        return {
+        ckpt = {
             "fingerprint": key,
             "format": FORMAT_VERSION,
             "world": world,
@@ -213,12 +243,15 @@ def train(task: Task, schedule: Schedule, run_dir: Path, log=print, progress=Fal
             "model": model.state_dict(),
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(),
-            "batches": [s for s, _ in states],
-            "torch_rng": [r for _, r in states],
+            "batches": [s for s, _, _ in states],
+            "torch_rng": [r for _, r, _ in states],
             "history": history,
             "best_state": best_state,
             "finished": done,
         }
+        if device.type == "cuda":  # a CPU run's file stays as it was (byte for byte)
+            ckpt["cuda_rng"] = [r for _, _, r in states]
+        return ckpt
 
     bar = None
     if progress and rank == 0:
@@ -226,7 +259,11 @@ def train(task: Task, schedule: Schedule, run_dir: Path, log=print, progress=Fal
 
         bar = tqdm(total=schedule.steps, initial=step, desc="train", unit="step")
     done = step >= schedule.steps or history.stopped_early
-    sums = history.pending
+    # Loss sums since the last training record, in float64 on the device (the same sums, bit for
+    # bit, as Python floats would give); read only when a record or a checkpoint is written.
+    sums = {
+        k: torch.tensor(v, dtype=torch.float64, device=device) for k, v in history.pending.items()
+    }
     net.train()
     while not done:
         batch = to_device(batches.next(), device)
@@ -241,12 +278,15 @@ def train(task: Task, schedule: Schedule, run_dir: Path, log=print, progress=Fal
         sched.step()
         step += 1
         for k, v in parts.items():
-            sums[k] = sums.get(k, 0.0) + v.item()
+            v = v.detach().double()
+            sums[k] = sums[k] + v if k in sums else v
         if bar is not None:
             bar.update(1)
         if step % schedule.log_every == 0 or (step == schedule.steps and sums):
             n = step % schedule.log_every or schedule.log_every  # the last may cover fewer steps
-            history.train.append({"step": step, "lr": lr} | {k: v / n for k, v in sums.items()})
+            history.train.append(
+                {"step": step, "lr": lr} | {k: (v / n).item() for k, v in sums.items()}
+            )
             sums.clear()
         if step % schedule.eval_every == 0 or step == schedule.steps:
             val = task.evaluate(model, device, amp)
