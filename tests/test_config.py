@@ -39,3 +39,29 @@ def test_every_stage_of_the_project_params_resolves_in_every_profile(profile):
     for stage in params:
         if isinstance(params[stage], dict):
             assert isinstance(stage_params(stage, ROOT / "params.yaml", profile), dict)
+
+
+def test_a_profile_sets_one_nested_key_and_keeps_its_siblings(tmp_path):
+    """`study: {mlp: {epochs: 30}}` changes the epochs of smoke's mlp recipe and nothing else
+    (a shallow merge used to drop the preset, batch and learning rate)."""
+    section = {
+        "model": {"scale": "mad", "hold": True},
+        "smoke": {"workers": 2, "mlp": {"preset": "mlp", "epochs": 10, "batch": 128, "lr": 1e-3}},
+        "study": {"mlp": {"epochs": 30}, "model": {"hold": False}},
+        "full": {"mlp": {"epochs": 2, "grid": [1, 2]}},
+    }
+    path = _write(tmp_path, {"profile": "study", "world_model": section})
+    assert stage_params("world_model", path) == {
+        "model": {"scale": "mad", "hold": False},
+        "workers": 2,
+        "mlp": {"preset": "mlp", "epochs": 30, "batch": 128, "lr": 1e-3},
+    }
+    full = stage_params("world_model", path, "full")  # full builds on nothing: shared keys only
+    assert full["mlp"] == {"epochs": 2, "grid": [1, 2]} and "workers" not in full
+
+
+def test_a_mapping_replaces_a_scalar_and_a_list_replaces_a_list_whole():
+    from mmlib.config import merged
+
+    assert merged({"a": 1, "b": [1, 2]}, {"a": {"x": 1}, "b": [3]}) == {"a": {"x": 1}, "b": [3]}
+    assert merged({"a": {"x": 1}}, {"a": 2}) == {"a": 2}

@@ -11,6 +11,9 @@ the one named by the top-level `profile` key is laid over the section's shared k
 
 gives `stage_params("ingest") == {"timeout_s": 120, "workers": 2}`.
 
+Layers merge recursively: a profile that sets `world_model: {full: {mlp: {epochs: 30}}}` changes
+that one key and keeps the rest of the shared `mlp:` mapping (preset, batch, learning rate).
+
 A profile may build on another (`BASES`): `study` is `smoke` with a section's `study:` keys laid
 over it, so it names only what it changes (a longer recipe, say) and runs on the same data.
 """
@@ -54,5 +57,17 @@ def stage_params(stage: str, path: Path = DEFAULT_PARAMS, profile: str | None = 
     for name in PROFILES:
         section.pop(name, None)
     for layer in overrides:
-        section |= layer
+        section = merged(section, layer)
     return section
+
+
+def merged(base: dict, layer: dict) -> dict:
+    """`layer` laid over `base`, mapping by mapping: a nested key replaces only itself.
+    A non-mapping value (a number, a list) replaces what was there whole."""
+    out = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
