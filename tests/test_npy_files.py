@@ -18,6 +18,16 @@ def test_rows_written_in_any_order_give_the_file_np_save_writes(tmp_path):
     assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "b.npy").read_bytes()
 
 
+@pytest.mark.parametrize("shape", [(17,), (9, 2, 3)])
+def test_rows_of_one_or_three_dimensions_give_np_save_bytes(tmp_path, shape):
+    values = np.random.default_rng(0).integers(-99, 99, shape).astype(np.int16)
+    npy_files.allocate(tmp_path / "a.npy", np.int16, shape)
+    npy_files.write_rows(tmp_path / "a.npy", 4, values[4:])
+    npy_files.write_rows(tmp_path / "a.npy", 0, values[:4])
+    np.save(tmp_path / "b.npy", values)
+    assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "b.npy").read_bytes()
+
+
 def test_an_empty_array_is_a_plain_npy_file(tmp_path):
     npy_files.allocate(tmp_path / "e.npy", np.int16, (0, 4))
     npy_files.write_rows(tmp_path / "e.npy", 0, np.zeros((0, 4), np.int16))

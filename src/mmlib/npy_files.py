@@ -2,9 +2,9 @@
 
 The stages that turn games into training arrays (shards, world-model frames) know every array's
 length before they start, so they allocate it once and write each game at its own rows: memory is
-one game, whatever the dataset, and readers memory-map the result as any `.npy` file. Rows are
-written with plain file writes, not through a memory map, so written pages do not count in the
-writer's resident memory.
+one game, whatever the dataset, and readers memory-map the result as any `.npy` file. Each write
+maps the file with numpy's `open_memmap` (numpy parses the header), assigns the rows, flushes and
+unmaps, so written pages do not stay in the writer's resident memory.
 """
 
 from __future__ import annotations
@@ -27,14 +27,13 @@ def write_rows(path: Path, first_row: int, values: np.ndarray) -> None:
     """Write `values` as rows first_row.. of an allocated `.npy` file, in place."""
     if len(values) == 0:
         return
-    with open(path, "r+b") as f:
-        if np.lib.format.read_magic(f) == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-        if values.shape[1:] != tuple(shape[1:]) or values.dtype != dtype:
-            raise ValueError(f"{path}: {values.dtype} rows of {values.shape[1:]}, not {dtype}")
-        if first_row + len(values) > shape[0]:
-            raise ValueError(f"{path}: rows up to {first_row + len(values)} of {shape[0]}")
-        f.seek(f.tell() + first_row * values[0].nbytes)
-        f.write(np.ascontiguousarray(values).tobytes())
+    rows = np.lib.format.open_memmap(path, "r+")  # numpy reads the header and maps the body
+    try:
+        if values.shape[1:] != rows.shape[1:] or values.dtype != rows.dtype:
+            raise ValueError(f"{path}: {values.dtype} rows of {values.shape[1:]}, not {rows.dtype}")
+        if first_row + len(values) > len(rows):
+            raise ValueError(f"{path}: rows up to {first_row + len(values)} of {len(rows)}")
+        rows[first_row : first_row + len(values)] = values
+        rows.flush()
+    finally:
+        del rows  # unmapped here: the written pages leave this process's resident memory
