@@ -115,6 +115,8 @@ def _one_error_line(capsys, argv: list[str]) -> str:
         ({"--iso-path": "/no/such/melee.iso"}, ["--iso-path /no/such/melee.iso"]),
         ({"--dolphin-path": "/no/such/dolphin"}, ["--dolphin-path /no/such/dolphin"]),
         ({"--device": "tpu"}, ["--device 'tpu'", "cpu, cuda"]),
+        ({"--connect-timeout": 0}, ["--connect-timeout 0.0", "seconds > 0"]),
+        ({"--connect-timeout": "inf"}, ["--connect-timeout inf"]),
     ],
 )
 def test_vs_cpu_names_the_one_bad_argument(
@@ -192,6 +194,9 @@ def test_netplay_malformed_connect_code(capsys, fox_policy, fake_dolphin, iso, s
         ({"--max-matches": -2}, ["--max-matches -2"]),
         ({"--character": "zelda"}, ["--character zelda"]),
         ({"--stage": "pokefloats"}, ["--stage 'pokefloats'"]),
+        ({"--join-timeout": -5}, ["--join-timeout -5.0", "seconds > 0"]),
+        ({"--join-timeout": "nan"}, ["--join-timeout nan"]),
+        ({"--connect-timeout": -1}, ["--connect-timeout -1.0"]),
     ],
 )
 def test_netplay_names_the_one_bad_argument(
@@ -254,7 +259,7 @@ def test_every_legal_stage_and_no_other():
 @linux_only
 def test_valid_vs_cpu_arguments_resolve_to_launch_settings(fox_policy, fake_dolphin, iso):
     from mmlib.checkpoint.directory import Policy
-    from mmlib.play.runner import console_options
+    from mmlib.play.dolphin import console_options
 
     s = settings.vs_cpu_settings(
         checkpoint=fox_policy,
@@ -269,6 +274,7 @@ def test_valid_vs_cpu_arguments_resolve_to_launch_settings(fox_policy, fake_dolp
         port=2,
         cpu_port=4,
         device="cpu",
+        connect_timeout=5,
     )
     # the button head follows --temperature unless given its own
     assert s.temperatures == {"shoulder": 0.8, "c": 0.8, "main": 0.8, "button": 0.8}
@@ -276,6 +282,7 @@ def test_valid_vs_cpu_arguments_resolve_to_launch_settings(fox_policy, fake_dolp
     assert cool.temperatures == {"shoulder": 0.8, "c": 0.8, "main": 0.8, "button": 0.25}
     assert (s.character, s.cpu_character, s.stage) == ("fox", "falco", "battlefield")
     assert (s.cpu_level, s.port, s.cpu_port, s.temperature, s.seed) == (7, 2, 4, 0.8, 3)
+    assert s.connect_timeout_s == 5.0
     assert s.dolphin_exe == fake_dolphin / "Slippi_Online-x86_64.AppImage"
     assert isinstance(s.policy, Policy) and s.policy.metadata["character"] == "fox"
     assert s.replay_dir.is_absolute() and not s.replay_dir.exists()  # checks write nothing
@@ -292,7 +299,7 @@ def test_valid_vs_cpu_arguments_resolve_to_launch_settings(fox_policy, fake_dolp
 def test_valid_netplay_arguments_resolve_to_launch_settings(
     fox_policy, fake_dolphin, iso, slippi_home
 ):
-    from mmlib.play.runner import console_options
+    from mmlib.play.dolphin import console_options
 
     s = settings.netplay_settings(
         checkpoint=fox_policy,
@@ -306,6 +313,12 @@ def test_valid_netplay_arguments_resolve_to_launch_settings(
     )
     assert (s.connect_code, s.own_code, s.dolphin_home) == ("ABCD#123", "BOT#1", slippi_home)
     assert s.max_matches == -1 and s.stage == "final_destination"
+    assert s.join_timeout_s is None and s.connect_timeout_s == settings.CONNECT_TIMEOUT_S
+    timed = settings.netplay_settings(
+        checkpoint=fox_policy, dolphin_path=fake_dolphin, iso_path=iso, character="fox",
+        stage="battlefield", connect_code="abcd#123", dolphin_home=slippi_home, join_timeout=300,
+    )  # fmt: skip
+    assert timed.join_timeout_s == 300.0
     options = console_options(s)
     assert options["online_delay"] == 2 and options["blocking_input"]
     assert options["copy_home_directory"] and options["dolphin_home_path"] == str(slippi_home)

@@ -165,6 +165,7 @@ def _play_vs_cpu(args: argparse.Namespace) -> int:
         cpu_port=args.cpu_port,
         device=args.device,
         replay_dir=args.replay_dir,
+        connect_timeout=args.connect_timeout,
     )
     return _session_status(args, run_vs_cpu(settings))
 
@@ -185,8 +186,10 @@ def _play_netplay(args: argparse.Namespace) -> int:
         button_temperature=args.button_temperature,
         seed=args.seed,
         max_matches=args.max_matches,
+        join_timeout=args.join_timeout,
         device=args.device,
         replay_dir=args.replay_dir,
+        connect_timeout=args.connect_timeout,
     )
     return _session_status(args, run_netplay(settings))
 
@@ -253,6 +256,10 @@ def _bot_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--replay-dir", type=Path, default=Path("runs/play"), help="where the .slp files go"
     )
+    s.add_argument(
+        "--connect-timeout", type=float, metavar="SECONDS",
+        help="keep trying to connect to Dolphin this long (default 60)",
+    )  # fmt: skip
 
 
 def parser() -> argparse.ArgumentParser:
@@ -365,6 +372,10 @@ def parser() -> argparse.ArgumentParser:
         help="the Dolphin user folder holding Slippi/user.json (default: libmelee's)",
     )
     s.add_argument("--max-matches", type=int, default=1, help="-1: no limit (default 1)")
+    s.add_argument(
+        "--join-timeout", type=float, metavar="SECONDS",
+        help="leave when no game starts this long in the menus (default: wait for ever)",
+    )  # fmt: skip
     s.set_defaults(run=_play_netplay, command="play netplay")
     s = play.add_parser("replay", help="drive a policy with a replay, no emulator (evaluation)")
     s.add_argument("--checkpoint", type=Path, required=True, help="a policy directory")

@@ -8,6 +8,12 @@ pressed on frames the model is not fed; in the menus, libmelee's `MenuHelper` dr
 controller (SPEC 5.5). A match ends at the first menu after a game; vs-cpu then stops, netplay
 stops after `max_matches`. Ctrl-C (SIGINT) or SIGTERM stops Dolphin and ends the session cleanly.
 
+A session (`_session`) builds the console (`mmlib.play.dolphin`), starts Dolphin, connects to its
+Slippi server, retrying for `connect_timeout_s`, runs the frame loop and always stops what it
+started, whatever ended it. In the menus, vs-cpu ends after `MENU_TIMEOUT_S` without a game (the
+CPU needs nobody); netplay waits for its opponent as long as `join_timeout_s` allows (None: for
+ever). The menus pick the stage as training saw it: Pokemon Stadium transforms (not frozen).
+
 One FLUSH per controller per frame. libmelee's `Console.step` flushes every connected controller
 before it reads a frame, and `press` flushes as well: with two FLUSHes in a frame, a blocking
 Dolphin may run the next frame on the second without waiting for the bot. So the runners take
@@ -25,11 +31,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mmlib.play.dolphin import STALL_S, Watchdog, connect, dolphin_console, exit_status, stop
 from mmlib.play.match import (
     FrameBudget,
     MatchResult,
@@ -47,10 +53,9 @@ from mmlib.play.settings import (
     melee_stage,
 )
 
-MENU_TIMEOUT_S = 120.0  # no game within this long in the menus (no opponent): the session ends
-STALL_S = 30.0  # no frame from Dolphin for this long: the session ends
+MENU_TIMEOUT_S = 120.0  # vs-cpu: no game within this long in the menus, the session ends
 COSTUME = 0  # the bot's costume (netplay's port detection looks for it)
-NETPLAY_DELAY = 2  # frames of online delay (SPEC 5.5)
+FROZEN_STADIUM = False  # training games have the transforming Pokemon Stadium
 
 
 def _stderr(line: str) -> None:
@@ -78,7 +83,7 @@ class Mode:
     seats: Callable  # (state) -> (bot port, opponent port) | None
     feed_sent: bool  # feed the policy what `press` sent (True) or the GameState's input (False)
     max_matches: int  # stop after this many matches; -1: no limit
-    menu_timeout_s: float = MENU_TIMEOUT_S
+    menu_timeout_s: float | None = MENU_TIMEOUT_S  # no game this long in the menus: end; None: wait
 
 
 @dataclass
@@ -102,6 +107,7 @@ def play(
     out: Callable[[str], None] = _stdout,
     warn: Callable[[str], None] = _stderr,
     beat: Callable[[], None] = lambda: None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Session:
     """The frame loop, until the mode's last match ends or the frames stop.
 
@@ -113,13 +119,14 @@ def play(
         new_policy: (bot port, opponent port, match index from 0) -> `StreamingPolicy`.
         session: filled in place (matches, ended, ok) and returned.
         beat: called on every frame (the stall watchdog).
+        clock: seconds, for the menu timeout.
     """
     from mmlib.play.controller import NEUTRAL, press
 
     controllers = [bot, *others]
     budget = FrameBudget()
     match: _Match | None = None
-    menu_since = time.monotonic()
+    menu_since = clock()
     for c in controllers:
         c.flush()  # the first frame's input, as `Console.step` would send it
     while True:
@@ -157,13 +164,14 @@ def play(
             continue
         if match is not None:
             _end(match, session, out)
-            match, menu_since = None, time.monotonic()
+            match, menu_since = None, clock()
             if len(session.matches) == mode.max_matches:
                 n = len(session.matches)
                 session.ended = f"{n} match{'es' if n > 1 else ''} played"
                 return session
-        if time.monotonic() - menu_since > mode.menu_timeout_s:
-            session.ended = f"no game started within {mode.menu_timeout_s:.0f} s in the menus"
+        limit = mode.menu_timeout_s
+        if limit is not None and clock() - menu_since > limit:
+            session.ended = f"no game started within {limit:g} s in the menus"
             session.ok = False
             return session
         mode.menus(state)
@@ -186,72 +194,26 @@ class Stopped(Exception):
     """SIGINT or SIGTERM arrived: leave the loop, stop Dolphin, exit 0."""
 
 
-class _Watchdog:
-    """Interrupts `console.step` when no frame has come for `stall_s` seconds (a Dolphin whose
-    emulation stopped while its window stays open never closes the connection)."""
+def _session(
+    s: BotSettings,
+    ports: tuple[int, ...],
+    body: Callable,
+    out: Callable[[str], None] = _stdout,
+    warn: Callable[[str], None] = _stderr,
+    make_console: Callable = dolphin_console,
+) -> Session:
+    """Build the console (`make_console(s)`: Dolphin's; a replay file's in the tests) with a
+    controller on each port, start Dolphin, connect, run `body(console, controllers, beat,
+    session)`, and always stop what was started, whatever ended the session.
 
-    def __init__(self, console, stall_s: float = STALL_S):
-        self.console, self.stall_s = console, stall_s
-        self.last, self.fired = time.monotonic(), False
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def beat(self) -> None:
-        self.last = time.monotonic()
-
-    def _run(self) -> None:
-        while not self._done.wait(1.0):
-            if time.monotonic() - self.last > self.stall_s:
-                self.fired = True
-                self.console.interrupt()  # step() then raises EnetDisconnected
-                return
-
-    def start(self) -> None:
-        self.beat()
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._done.set()
-
-
-def console_options(s: BotSettings) -> dict:
-    """The `melee.Console` keyword arguments of a session (SPEC 5.5)."""
-    options = dict(
-        path=str(s.dolphin_path),
-        is_dolphin=True,
-        tmp_home_directory=True,  # a fresh Dolphin user folder per session, deleted at stop
-        blocking_input=True,  # Dolphin waits for the bot's FLUSH every frame
-        setup_gecko_codes=True,
-        fullscreen=False,
-        disable_audio=False,
-        use_exi_inputs=False,
-        enable_ffw=False,
-        save_replays=True,
-        replay_dir=str(s.replay_dir),
-    )
-    if isinstance(s, NetplaySettings):
-        # The user's own Dolphin folder, copied: its user.json logs in to Slippi online, and its
-        # graphics backend (None: kept as it is there) is the one that works on this machine.
-        options |= dict(
-            online_delay=NETPLAY_DELAY,
-            copy_home_directory=True,
-            dolphin_home_path=str(s.dolphin_home),
-            gfx_backend=None,
-        )
-    else:
-        options |= dict(online_delay=0, copy_home_directory=False, gfx_backend="")
-    return options
-
-
-def _session(s: BotSettings, ports: tuple[int, ...], body: Callable, out) -> Session:
-    """Start Dolphin with a controller on each port, run `body(console, controllers, beat,
-    session)` and always stop Dolphin afterwards, whatever ended the session."""
+    An error stopping Dolphin after another error is one line on `warn`: the first one goes on.
+    """
     import melee
     from melee.slippstream import EnetDisconnected
 
     from mmlib.errors import UsageError
 
-    session, console, controllers, watchdog = Session(), None, [], None
+    session, console, controllers, watchdog, failed = Session(), None, [], None, False
     pid = os.getpid()
 
     def on_signal(signum, frame):
@@ -261,29 +223,34 @@ def _session(s: BotSettings, ports: tuple[int, ...], body: Callable, out) -> Ses
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        try:
-            console = melee.Console(**console_options(s))
-        except (OSError, ValueError, RuntimeError, AssertionError) as e:
-            raise UsageError(
-                f"--dolphin-path {s.dolphin_path}: libmelee cannot use this Dolphin "
-                f"({type(e).__name__}: {e})"
-            ) from None
+        console = make_console(s)
         controllers = [
             melee.Controller(console=console, port=p, type=melee.ControllerType.STANDARD)
             for p in ports
         ]
-        s.replay_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            s.replay_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(
+                f"--replay-dir {s.replay_dir}: cannot make the folder ({e.strerror})"
+            ) from None
         console.run(iso_path=str(s.iso_path))
         out(f"Dolphin started ({s.dolphin_exe.name}); replays go to {s.replay_dir}")
-        if not console.connect():
-            session.ended, session.ok = "could not connect to Dolphin's Slippi server", False
+        if not connect(console, s.connect_timeout_s):
+            status = exit_status(console)
+            session.ok = False
+            session.ended = (
+                f"could not connect to Dolphin's Slippi server within {s.connect_timeout_s:g} s"
+                if status is None
+                else f"Dolphin exited (status {status}) before its Slippi server answered"
+            )
             return session
         for c in controllers:
             if not c.connect():
                 session.ended, session.ok = f"could not open the pipe of port {c.port}", False
                 return session
             console.controllers.remove(c)  # flushed by the loop only (module docstring)
-        watchdog = _Watchdog(console)
+        watchdog = Watchdog(console)
         watchdog.start()
         return body(console, controllers, watchdog.beat, session)
     except Stopped as e:
@@ -297,17 +264,26 @@ def _session(s: BotSettings, ports: tuple[int, ...], body: Callable, out) -> Ses
             else "Dolphin closed the connection"
         )
         return session
+    except BaseException:
+        failed = True
+        raise
     finally:
         for sig in previous:  # a second Ctrl-C must not cut the clean-up short
             signal.signal(sig, signal.SIG_IGN)
-        if watchdog is not None:
-            watchdog.stop()
-        for c in controllers:
-            c.disconnect()
-        if console is not None:
-            console.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        try:
+            if watchdog is not None:
+                watchdog.stop()
+            for c in controllers:
+                c.disconnect()
+            if console is not None:
+                stop(console)
+        except Exception as e:
+            if not failed:
+                raise
+            warn(f"stopping Dolphin failed as well ({type(e).__name__}: {e})")
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _policy_factory(s: BotSettings, console) -> Callable:
@@ -327,12 +303,58 @@ def _policy_factory(s: BotSettings, console) -> Callable:
     return new_policy
 
 
-def run_vs_cpu(s: VsCpuSettings, out=_stdout, warn=_stderr) -> Session:
-    """One game against the game's CPU; ends at the first menu after it (SPEC 5.5)."""
+def vs_cpu_mode(s: VsCpuSettings, bot, cpu) -> Mode:
+    """vs-cpu: libmelee's menu helper drives the bot's controller and the CPU's (which starts the
+    game); the seats are the fixed ports; one match."""
     import melee
 
     character, cpu_character = melee_character(s.character), melee_character(s.cpu_character)
     stage = melee_stage(s.stage)
+    helpers = melee.MenuHelper(), melee.MenuHelper()
+
+    def menus(state):
+        helpers[0].menu_helper_simple(
+            state, bot, character, stage, cpu_level=0, autostart=False,
+            frozen_stadium=FROZEN_STADIUM,
+        )  # fmt: skip
+        helpers[1].menu_helper_simple(
+            state, cpu, cpu_character, stage, cpu_level=s.cpu_level, autostart=True,
+            frozen_stadium=FROZEN_STADIUM,
+        )  # fmt: skip
+
+    return Mode(
+        menus=menus,
+        seats=lambda state: fixed_ports(state, s.port, s.cpu_port),
+        feed_sent=True,
+        max_matches=1,
+    )
+
+
+def netplay_mode(s: NetplaySettings, bot) -> Mode:
+    """Netplay: the menu helper enters the opponent's connect code and waits for them up to
+    `join_timeout_s` (None: for ever); the seats are found in the game (`detect_ports`)."""
+    import melee
+
+    character, stage = melee_character(s.character), melee_stage(s.stage)
+    helper = melee.MenuHelper()
+
+    def menus(state):
+        helper.menu_helper_simple(
+            state, bot, character, stage, connect_code=s.connect_code, costume=COSTUME,
+            autostart=True, swag=False, frozen_stadium=FROZEN_STADIUM,
+        )  # fmt: skip
+
+    return Mode(
+        menus=menus,
+        seats=lambda state: detect_ports(state, character, COSTUME, s.own_code),
+        feed_sent=False,
+        max_matches=s.max_matches,
+        menu_timeout_s=s.join_timeout_s,
+    )
+
+
+def run_vs_cpu(s: VsCpuSettings, out=_stdout, warn=_stderr) -> Session:
+    """One game against the game's CPU; ends at the first menu after it (SPEC 5.5)."""
     out(
         f"vs-cpu: {s.character} (port {s.port}, {s.checkpoint}) vs a level-{s.cpu_level} "
         f"{s.cpu_character} CPU (port {s.cpu_port}) on {s.stage}"
@@ -340,26 +362,10 @@ def run_vs_cpu(s: VsCpuSettings, out=_stdout, warn=_stderr) -> Session:
 
     def body(console, controllers, beat, session):
         bot, cpu = controllers
-        helpers = melee.MenuHelper(), melee.MenuHelper()
-
-        def menus(state):
-            helpers[0].menu_helper_simple(
-                state, bot, character, stage, cpu_level=0, autostart=False
-            )
-            helpers[1].menu_helper_simple(
-                state, cpu, cpu_character, stage, cpu_level=s.cpu_level, autostart=True
-            )
-
-        mode = Mode(
-            menus=menus,
-            seats=lambda state: fixed_ports(state, s.port, s.cpu_port),
-            feed_sent=True,
-            max_matches=1,
-        )
-        new_policy = _policy_factory(s, console)
+        mode, new_policy = vs_cpu_mode(s, bot, cpu), _policy_factory(s, console)
         return play(console, bot, [cpu], mode, new_policy, session, out=out, warn=warn, beat=beat)
 
-    return _session(s, (s.port, s.cpu_port), body, out)
+    return _session(s, (s.port, s.cpu_port), body, out, warn)
 
 
 def run_netplay(s: NetplaySettings, out=_stdout, warn=_stderr) -> Session:
@@ -368,39 +374,17 @@ def run_netplay(s: NetplaySettings, out=_stdout, warn=_stderr) -> Session:
     The bot's controller is on port 1 (Slippi online's local port); in a game the bot's port is
     found by its connect code, else its character and costume (`detect_ports`).
     """
-    import melee
-
-    character, stage = melee_character(s.character), melee_stage(s.stage)
     limit = "no limit" if s.max_matches == -1 else f"up to {s.max_matches}"
     code = f" ({s.own_code})" if s.own_code else ""
+    wait = "for ever" if s.join_timeout_s is None else f"up to {s.join_timeout_s:g} s"
     out(
-        f"netplay: {s.character}{code} vs {s.connect_code}, {limit} match(es); "
-        f"stage {s.stage} if the bot picks"
+        f"netplay: {s.character}{code} vs {s.connect_code}, {limit} match(es), waiting {wait} "
+        f"for them to join; stage {s.stage} if the bot picks"
     )
 
     def body(console, controllers, beat, session):
         (bot,) = controllers
-        helper = melee.MenuHelper()
-
-        def menus(state):
-            helper.menu_helper_simple(
-                state,
-                bot,
-                character,
-                stage,
-                connect_code=s.connect_code,
-                costume=COSTUME,
-                autostart=True,
-                swag=False,
-            )
-
-        mode = Mode(
-            menus=menus,
-            seats=lambda state: detect_ports(state, character, COSTUME, s.own_code),
-            feed_sent=False,
-            max_matches=s.max_matches,
-        )
-        new_policy = _policy_factory(s, console)
+        mode, new_policy = netplay_mode(s, bot), _policy_factory(s, console)
         return play(console, bot, [], mode, new_policy, session, out=out, warn=warn, beat=beat)
 
-    return _session(s, (1,), body, out)
+    return _session(s, (1,), body, out, warn)

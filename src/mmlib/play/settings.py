@@ -37,6 +37,7 @@ PORTS = (1, 2, 3, 4)
 CPU_LEVELS = range(1, 10)
 CONNECT_CODE = re.compile(r"[A-Z]+#[0-9]+")
 CONNECT_CODE_LENGTH = 8
+CONNECT_TIMEOUT_S = 60.0  # default time to keep trying to connect to Dolphin's Slippi server
 
 
 def _key(name: str) -> str:
@@ -228,6 +229,7 @@ class BotSettings:
     button_temperature: float  # the button head's, > 0: cooler presses less on noise (chatter)
     seed: int  # sampling seed of the first match (match i, from 0, uses seed + i)
     replay_dir: Path  # where Dolphin saves the session's .slp replays (absolute)
+    connect_timeout_s: float  # keep trying to connect to Dolphin's Slippi server this long, > 0
 
     @property
     def temperatures(self) -> dict[str, float]:
@@ -250,12 +252,19 @@ class NetplaySettings(BotSettings):
     dolphin_home: Path  # the Dolphin user folder holding Slippi/user.json (copied per session)
     own_code: str  # the bot's code from that user.json ("" if absent): finds its port in game
     max_matches: int  # matches to play before leaving; -1: no limit
+    join_timeout_s: float | None  # no game this long in the menus: leave, > 0; None: wait for ever
 
 
 def _temperature(temperature: float, flag: str = "--temperature") -> float:
     if not (math.isfinite(temperature) and temperature > 0):
         raise UsageError(f"{flag} {temperature}: must be a number > 0")
     return float(temperature)
+
+
+def _seconds(seconds: float, flag: str) -> float:
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise UsageError(f"{flag} {seconds}: must be a number of seconds > 0")
+    return float(seconds)
 
 
 def _button_temperature(button_temperature: float | None, temperature: float) -> float:
@@ -267,10 +276,19 @@ def _button_temperature(button_temperature: float | None, temperature: float) ->
     return _temperature(button_temperature, "--button-temperature")
 
 
-def _launch(dolphin_path: Path, iso_path: Path, device: str | None, replay_dir: Path) -> dict:
-    """The emulator's paths and the torch device, checked."""
+def _launch(
+    dolphin_path: Path,
+    iso_path: Path,
+    device: str | None,
+    replay_dir: Path,
+    connect_timeout: float | None,
+) -> dict:
+    """The emulator's paths, how long to wait for it and the torch device, checked."""
     dolphin_path = Path(dolphin_path).expanduser()
+    if connect_timeout is None:
+        connect_timeout = CONNECT_TIMEOUT_S
     return dict(
+        connect_timeout_s=_seconds(connect_timeout, "--connect-timeout"),
         dolphin_path=dolphin_path,
         dolphin_exe=dolphin_executable(dolphin_path),
         iso_path=iso_file(Path(iso_path).expanduser()),
@@ -295,6 +313,7 @@ def vs_cpu_settings(
     cpu_port: int = 2,
     device: str | None = None,
     replay_dir: Path = Path("runs/play"),
+    connect_timeout: float | None = None,
 ) -> VsCpuSettings:
     """Every `mmlib play vs-cpu` argument checked and resolved, cheapest first (the policy is
     loaded last); UsageError with one line naming the first bad one."""
@@ -312,7 +331,7 @@ def vs_cpu_settings(
         raise UsageError(f"--port and --cpu-port are both {port}: the CPU needs its own port")
     temperature = _temperature(temperature)
     button_temperature = _button_temperature(button_temperature, temperature)
-    launch = _launch(dolphin_path, iso_path, device, replay_dir)
+    launch = _launch(dolphin_path, iso_path, device, replay_dir, connect_timeout)
     checkpoint = Path(checkpoint).expanduser()
     return VsCpuSettings(
         checkpoint=checkpoint,
@@ -343,8 +362,10 @@ def netplay_settings(
     button_temperature: float | None = None,
     seed: int = 0,
     max_matches: int = 1,
+    join_timeout: float | None = None,
     device: str | None = None,
     replay_dir: Path = Path("runs/play"),
+    connect_timeout: float | None = None,
 ) -> NetplaySettings:
     """Every `mmlib play netplay` argument checked and resolved, cheapest first (the policy is
     loaded last); UsageError with one line naming the first bad one."""
@@ -355,9 +376,11 @@ def netplay_settings(
     code = parse_connect_code(connect_code)
     if max_matches == 0 or max_matches < -1:
         raise UsageError(f"--max-matches {max_matches}: expected a count >= 1, or -1 (no limit)")
+    if join_timeout is not None:
+        join_timeout = _seconds(join_timeout, "--join-timeout")
     temperature = _temperature(temperature)
     button_temperature = _button_temperature(button_temperature, temperature)
-    launch = _launch(dolphin_path, iso_path, device, replay_dir)
+    launch = _launch(dolphin_path, iso_path, device, replay_dir, connect_timeout)
     home = None if dolphin_home is None else Path(dolphin_home).expanduser()
     home, own_code = slippi_home(home, launch["dolphin_path"])
     if own_code == code:
@@ -376,4 +399,5 @@ def netplay_settings(
         dolphin_home=home,
         own_code=own_code,
         max_matches=max_matches,
+        join_timeout_s=join_timeout,
     )
