@@ -135,6 +135,7 @@ scores = evaluate.head_metrics(preds, targets, evaluate.previous_classes(windows
 same = all(np.isclose(val_loss[k], metrics["val_loss"][k], atol=1e-5) for k in val_loss)
 print(f"loaded {policy.metadata['run_name']} (step {policy.metadata['global_step']})")
 print(f"validation losses equal the run's: {same}")
+assert same, f"reloaded policy's validation losses {val_loss} != the run's {metrics['val_loss']}"
 
 # %% [markdown]
 # ## Per head, against the yardsticks

@@ -138,7 +138,9 @@ def test_bf16_autocast_keeps_scores_in_float32_and_matches_fp32():
         torch.Tensor.softmax = real_softmax
     assert seen and set(seen) == {torch.float32}
     for name in want:
-        torch.testing.assert_close(got[name].float(), want[name], rtol=0.1, atol=0.1)
+        # measured on seeds 0-5: max |bf16 - fp32| <= 1.3% of the head's max |logit| (~0.03)
+        atol = 0.04 * want[name].abs().max().item()
+        torch.testing.assert_close(got[name].float(), want[name], rtol=0, atol=atol)
 
 
 def test_schedule_is_cosine_from_lr_to_min_lr():

@@ -34,11 +34,64 @@ def test_profiles_lay_their_keys_over_the_shared_ones_and_study_builds_on_smoke(
 
 
 @pytest.mark.parametrize("profile", ["smoke", "study", "full"])
-def test_every_stage_of_the_project_params_resolves_in_every_profile(profile):
+def test_every_stage_of_the_project_params_resolves_in_every_profile(profile, tmp_path):
+    """Every section of params.yaml resolves with no profile sub-section left and the profile's
+    values (read from the file) over the shared ones, and each stage builds from its settings
+    what it builds in the pipeline: the ingest, BC and world-model configs, the keys read."""
+    from mmlib.config import BASES, PROFILES
+    from mmlib.data.ingest import IngestConfig
+    from mmlib.train import character
+    from mmlib.worldmodel import params as wm_params
+
+    def leaves(d: dict, at: tuple = ()) -> dict:  # {key path: value}, mappings walked into
+        out = {}
+        for k, v in d.items():
+            out |= leaves(v, (*at, k)) if isinstance(v, dict) and v else {(*at, k): v}
+        return out
+
+    def keys(d: dict) -> set:  # every key at every depth
+        return set(d) | {k for v in d.values() if isinstance(v, dict) for k in keys(v)}
+
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for stage in params:
-        if isinstance(params[stage], dict):
-            assert isinstance(stage_params(stage, ROOT / "params.yaml", profile), dict)
+    path = _write(tmp_path, params | {"profile": profile})  # the recipes read the file's profile
+    chain = [BASES[profile], profile] if profile in BASES else [profile]
+    settings, overridden = {}, 0
+    for stage, section in params.items():
+        if not isinstance(section, dict):
+            continue
+        got = settings[stage] = stage_params(stage, path)
+        assert not keys(got) & set(PROFILES), f"{stage}: a profile sub-section is left"
+        want = leaves({k: v for k, v in section.items() if k not in PROFILES})
+        for layer in chain:  # a later layer's leaf replaces what lay at, under or above its path
+            for key, value in leaves(section.get(layer) or {}).items():
+                want = {p: v for p, v in want.items() if p[: len(key)] != key[: len(p)]}
+                want[key] = value
+                overridden += 1
+        assert leaves(got) == want, stage
+    assert overridden, f"no section of params.yaml has a {profile} sub-section"
+
+    IngestConfig(**settings["ingest"])  # every ingest key is a field
+    cfg, _ = character.recipe(path)  # TrainConfig and the model preset
+    bc = {k: v for k, v in settings["bc"].items() if k != "characters"}
+    assert {k: getattr(cfg, k) for k in bc} == bc
+    for arch in wm_params.archs(path):
+        model_cfg, train_cfg, _ = wm_params.recipe(path, arch)
+        assert model_cfg.arch == arch
+        assert train_cfg.epochs == settings["world_model"][arch]["epochs"]
+    wm_params.decompose_recipe(path)
+    read = {  # the keys stages and notebooks read from the sections kept as mappings
+        "features": {"val_frac", "seed", "window", "sample_frames", "characters", "workers"},
+        "play": {"characters", "temperature", "seed", "drift_every", "threads", "max_frames"},
+        "overview": {"length_bin_s"},
+        "audit": {"games_per_version", "seed"},
+    }
+    for stage, names in read.items():
+        assert names <= set(settings[stage]), f"{stage} lacks {names - set(settings[stage])}"
+    # each BC character needs its shards, and play drives BC's policies
+    assert set(settings["bc"]["characters"]) <= set(settings["features"]["characters"])
+    assert set(settings["play"]["characters"]) <= set(settings["bc"]["characters"])
+    unchecked = set(settings) - {"ingest", "bc", "world_model", "decompose", *read}
+    assert not unchecked, f"say here how the stage reads its settings: {sorted(unchecked)}"
 
 
 def test_a_profile_sets_one_nested_key_and_keeps_its_siblings(tmp_path):

@@ -1,6 +1,6 @@
-"""Reduced-precision play: bf16 and int8 copies of the small model, streamed a frame at a time
-over real replay features, pick the same controller classes as float32 (the agreement bound of
-SPEC 5.8), without touching the model they were made from."""
+"""Reduced-precision play: bf16 and int8 copies of a trained small policy, streamed a frame at a
+time over real replay features, pick the same controller classes as float32 (the play note's
+>= 99 % argmax agreement target, SPEC 5.8), without touching the model they were made from."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmlib.checkpoint.directory import load_policy
 from mmlib.errors import UsageError
 from mmlib.models import precision
 from mmlib.models.bc import BCTransformer
@@ -41,6 +42,13 @@ def model() -> BCTransformer:
     return BCTransformer(preset("small", dropout=0.0)).eval()
 
 
+@pytest.fixture(scope="module")
+def trained(fox_policy) -> BCTransformer:
+    """The session's briefly trained fox policy (small-hold preset): decisive classes, where a
+    random model's are near-tied."""
+    return load_policy(fox_policy).model.eval()
+
+
 def streamed(model: BCTransformer, ints: torch.Tensor, floats: torch.Tensor) -> dict:
     """Every frame's logits through the per-frame cached step, {head: (T, classes)} float32."""
     stream = Stream(model)
@@ -49,28 +57,34 @@ def streamed(model: BCTransformer, ints: torch.Tensor, floats: torch.Tensor) -> 
 
 
 @pytest.fixture(scope="module")
-def fp32_logits(model, frames) -> dict:
-    return streamed(model, *frames)
+def fp32_logits(trained, frames) -> dict:
+    return streamed(trained, *frames)
+
+
+# Largest |reduced - fp32| logit change as a share of the head's max |logit|: measured on the
+# trained fox policy at most 0.56 % (bf16, main stick) and 0.13 % (int8); bounds ~4x that.
+MAX_CHANGE = {"bf16": 0.02, "int8": 0.005}
 
 
 @pytest.mark.parametrize("kind", ["bf16", "int8"])
-def test_reduced_streams_pick_what_fp32_picks(kind, model, frames, fp32_logits):
-    reduced = precision.reduce(model, kind)
+def test_reduced_streams_pick_what_fp32_picks(kind, trained, frames, fp32_logits):
+    reduced = precision.reduce(trained, kind)
     logits = streamed(reduced, *frames)
     for head, ref in fp32_logits.items():
         diff = (logits[head] - ref).abs().max().item()
         same = logits[head].argmax(-1) == ref.argmax(-1)
         agreement = same.float().mean().item()
-        # Random-init logits reach ~0.05; bf16 and int8 move them by up to ~4% of that.
-        assert 0 < diff <= 0.1 * ref.abs().max().item(), f"{kind} {head}: max |diff| {diff:.2e}"
-        # A random model's classes are often near-tied, and a tie may flip (the agreement bound
-        # depends on the input's normalisation); a class ahead by more than twice the largest
-        # change must never flip.
+        bound = MAX_CHANGE[kind] * ref.abs().max().item()
+        assert 0 < diff <= bound, f"{kind} {head}: max |diff| {diff:.2e} > {bound:.2e}"
+        # a class ahead by more than twice the largest change must never flip (on the trained
+        # policy that is every frame's class: measured 100 % of frames on every head)
         top2 = ref.topk(2, dim=-1).values
         decisive = (top2[:, 0] - top2[:, 1]) > 2 * diff
-        assert decisive.float().mean() >= 0.25, f"{kind} {head}: too few clear decisions to test"
+        assert decisive.float().mean() >= 0.9, f"{kind} {head}: too few clear decisions to test"
         assert same[decisive].all(), f"{kind} {head}: a decisive class flipped"
-        assert agreement >= 0.9, f"{kind} {head}: argmax agreement {agreement:.3f}"
+        # the play note's target: >= 99 % argmax agreement (measured 1.0 on every head here;
+        # 0.998 on the trained policy of the play note)
+        assert agreement >= 0.99, f"{kind} {head}: argmax agreement {agreement:.3f}"
 
 
 def test_reduced_copies_hold_what_their_kind_says(model):
@@ -84,8 +98,8 @@ def test_reduced_copies_hold_what_their_kind_says(model):
     assert fp32 is not model and fp32.blocks[0].attn.rel is not model.blocks[0].attn.rel
 
 
-def test_fp32_copy_streams_the_same_logits(model, frames, fp32_logits):
-    logits = streamed(precision.reduce(model, "fp32"), *frames)
+def test_fp32_copy_streams_the_same_logits(trained, frames, fp32_logits):
+    logits = streamed(precision.reduce(trained, "fp32"), *frames)
     for head, ref in fp32_logits.items():
         assert torch.equal(logits[head], ref), head
 

@@ -224,17 +224,24 @@ def test_checkpoints_carry_their_config_and_bad_ones_fail_in_one_line(small_spli
 
 @needs_replays
 @pytest.mark.parametrize("arch", ["mlp", "mamba2"])
-def test_metrics_and_rollouts_on_real_games(small_split, arch):
-    """Teacher-forced metrics cover the same frames for both architectures; rollouts keep shapes,
-    stay finite and inside the clamps, and the copy-last-frame yardstick is exact at step 0."""
-    torch.manual_seed(0)
-    _, val_frames = small_split
-    model = models.build(TINY[arch]).eval()
+def test_metrics_and_rollouts_on_real_games(small_split, arch, tmp_path):
+    """Teacher-forced metrics cover the same frames for both architectures, and a briefly trained
+    model's action accuracy is well above always predicting the commonest action; rollouts keep
+    shapes, stay finite and inside the clamps, and the copy-last-frame yardstick is exact at
+    step 0."""
+    train_frames, val_frames = small_split
+    cfg = TrainConfig(epochs=1, batch=64, lr=1e-2, clip=20, threads=1)  # a few seconds
+    model, _ = train.train(TINY[arch], cfg, train_frames, val_frames, tmp_path, log=lambda _: None)
+    model.eval()
     pred = evaluate.teacher_forced(model, val_frames)
     k = val_frames.cfg.context
-    assert len(pred["tgt"]["action"]) == val_frames.n_frames - k * len(val_frames.md5s)
+    true = pred["tgt"]["action"]
+    assert len(true) == val_frames.n_frames - k * len(val_frames.md5s)
     m = evaluate.teacher_forced_metrics(pred)
-    assert 0 <= m["action_acc"] <= 1 and m["copy_last_frame"]["action_acc"] > 0.8
+    majority = np.unique(true, return_counts=True)[1].max() / true.size
+    # measured: majority 0.20; action_acc 0.61 (mlp) / 0.56 (mamba2) trained, 0.002 untrained
+    assert m["action_acc"] >= 2 * majority, f"action_acc {m['action_acc']}, majority {majority}"
+    assert m["copy_last_frame"]["action_acc"] > 0.8  # measured 0.93
     roll, (starts, pred_f, pred_i, errs) = evaluate.rollout_metrics(
         model, val_frames, 8, 0, (1, 10)
     )
