@@ -237,6 +237,10 @@ def test_figures_agree_within_the_tolerance_of_their_kind_and_no_further():
     assert figures_agree(free(0.27, 5), free(0.2483, 6), play) == []  # the measured spread
     assert len(figures_agree(free(0.35, 10), free(0.2483, 6), play)) == 2
     wm = "reports/world_model/mlp/metrics.json:"
+    pick = {"trajectory_start": 9772, "steps": 340}
+    assert figures_agree(pick | {"trajectory_start": 15922}, pick, wm) == []  # a pick, any start
+    assert len(figures_agree(pick | {"trajectory_start": 15922.0}, pick, wm)) == 1
+    assert len(figures_agree(pick | {"steps": 341}, pick, wm)) == 1  # a whole number: exact
     assert kind_of(wm + ".rollout.model.200.position").name == "rollout"
     assert kind_of(wm + ".teacher_forced.position_mae").name == "teacher-forced world model"
     assert kind_of(play + ".drift.sliding.button.argmax_agreement").name == "streaming drift"
