@@ -117,6 +117,21 @@ class Pad:
     def release_all(self): ...
 
 
+class Consoles(list):
+    """A `make_console` for `_session` that keeps every console it builds (libmelee's real one,
+    from `console_options`); `answers=False`: Slippi port 0, where no server ever answers."""
+
+    def __init__(self, answers: bool = True):
+        super().__init__()
+        self.port = {} if answers else {"slippi_port": 0}
+
+    def __call__(self, s):
+        import melee
+
+        self.append(melee.Console(**dolphin.console_options(s), **self.port))
+        return self[-1]
+
+
 # --- the keywords the runner passes to libmelee, against its real signatures -------------------
 
 
@@ -288,17 +303,10 @@ def test_connect_tries_again_until_dolphins_server_answers(tmp_path, ishiiruka):
 
 @linux_only
 def test_a_dolphin_that_never_answers_ends_the_session_in_one_line(tmp_path, ishiiruka):
-    import melee
-
     s = _settings(tmp_path, ishiiruka, "vs-cpu", connect_timeout_s=2.5)
-    consoles, lines = [], []
-
-    def make_console(s):
-        consoles.append(melee.Console(**dolphin.console_options(s), slippi_port=0))
-        return consoles[0]
-
+    consoles, lines = Consoles(answers=False), []
     never = lambda *_: pytest.fail("the body runs only once connected")  # noqa: E731
-    session = runner._session(s, (1, 2), never, lines.append, make_console=make_console)
+    session = runner._session(s, (1, 2), never, lines.append, make_console=consoles)
     assert session.ended == "could not connect to Dolphin's Slippi server within 2.5 s"
     assert not session.ok and lines == [
         f"Dolphin started (Slippi_Online-x86_64.AppImage); replays go to {s.replay_dir}"
@@ -308,15 +316,9 @@ def test_a_dolphin_that_never_answers_ends_the_session_in_one_line(tmp_path, ish
 
 @linux_only
 def test_a_dolphin_that_exits_is_not_waited_for(tmp_path, ishiiruka):
-    import melee
-
     (ishiiruka / "exit").touch()
     s = _settings(tmp_path, ishiiruka, "netplay", connect_timeout_s=30.0)
-
-    def make_console(s):
-        return melee.Console(**dolphin.console_options(s), slippi_port=0)
-
-    session = runner._session(s, (1,), None, lambda _: None, make_console=make_console)
+    session = runner._session(s, (1,), None, lambda _: None, make_console=Consoles(answers=False))
     assert session.ended == "Dolphin exited (status 3) before its Slippi server answered"
     assert not session.ok
 
@@ -328,14 +330,9 @@ def test_a_dolphin_that_exits_is_not_waited_for(tmp_path, ishiiruka):
 def test_a_failure_before_dolphin_runs_is_reported_not_masked(tmp_path, ishiiruka):
     (tmp_path / "file").write_text("")
     s = _settings(tmp_path, ishiiruka, "vs-cpu", replay_dir=tmp_path / "file" / "replays")
-    consoles = []
-
-    def make_console(s):
-        consoles.append(dolphin.dolphin_console(s))
-        return consoles[0]
-
+    consoles = Consoles()
     with pytest.raises(UsageError) as error:
-        runner._session(s, (1, 2), None, lambda _: None, make_console=make_console)
+        runner._session(s, (1, 2), None, lambda _: None, make_console=consoles)
     assert str(error.value) == (
         f"--replay-dir {s.replay_dir}: cannot make the folder (Not a directory)"
     )
@@ -346,11 +343,7 @@ def test_a_failure_before_dolphin_runs_is_reported_not_masked(tmp_path, ishiiruk
 @linux_only
 def test_ctrl_c_while_dolphin_starts_stops_it(tmp_path, ishiiruka):
     s = _settings(tmp_path, ishiiruka, "netplay")
-    consoles = []
-
-    def make_console(s):
-        consoles.append(dolphin.dolphin_console(s))
-        return consoles[0]
+    consoles = Consoles()
 
     def out(line):  # Dolphin runs, nothing is connected yet
         deadline = time.monotonic() + 30
@@ -360,7 +353,7 @@ def test_ctrl_c_while_dolphin_starts_stops_it(tmp_path, ishiiruka):
         signal.raise_signal(signal.SIGINT)
 
     handler = signal.getsignal(signal.SIGINT)
-    session = runner._session(s, (1,), None, out, make_console=make_console)
+    session = runner._session(s, (1,), None, out, make_console=consoles)
     assert (session.ended, session.ok) == ("stopped by SIGINT", True)
     assert _gone(_dolphin_pid(ishiiruka)) and consoles[0].temp_dir is None
     assert signal.getsignal(signal.SIGINT) is handler  # restored
