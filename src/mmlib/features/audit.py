@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from mmlib.data.members import CACHE
 from mmlib.data.schema import COLUMNS, Column
 from mmlib.data.store import read_frames, read_games
 from mmlib.errors import UsageError
@@ -360,17 +361,20 @@ def sample_counts(games: pd.DataFrame, sample: pd.DataFrame) -> dict[str, dict[s
     }
 
 
-def run_audit(ingest_dir: Path, replay_dir: Path, *, cap: int, seed: int) -> dict:
+def run_audit(
+    ingest_dir: Path, replay_dir: Path, *, cap: int, seed: int, cache: Path = CACHE
+) -> dict:
     """The whole audit on a sample of the ingested games (`sample_games`: at most `cap` per
     Slippi version, drawn with `seed`): figures and verdicts per column, the kept schema, the
     ingest fields. Every figure, `n_games` and `versions` describe the audited games; `sample`
-    says how many the ingest has.
+    says how many the ingest has. Replays are read from `replay_dir`, archive members from
+    their archive extracted into `cache` (`audit_rows.replay_paths`).
 
     Deterministic (no timings, no paths of this machine): equal inputs give an equal dict.
     """
     ingested = read_games(ingest_dir).to_pandas().sort_values("source", ignore_index=True)
     games = sample_games(ingested, cap, seed)
-    rows = read_rows(ingest_dir, games, replay_dir)
+    rows = read_rows(ingest_dir, games, replay_dir, cache)
     versions = sorted(games["slippi_version"].unique(), key=version_key)
     columns = {c.name: _audit_column(c, rows, versions) for c in AUDITED}
     return {

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
+from mmlib.data.members import CACHE, replay_file, short_name, split_source
 from mmlib.data.replay import read_raw
 from mmlib.data.schema import COLUMNS, Version
 from mmlib.data.store import read_frames
@@ -84,19 +85,24 @@ def read_libmelee(path: Path) -> pd.DataFrame:
     return _libmelee_frame(keys, values)
 
 
-def read_libmelee_all(paths: dict[str, Path]) -> tuple[pd.DataFrame, dict[str, str]]:
+def read_libmelee_all(
+    paths: dict[str, Path], names: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, dict[str, str]]:
     """`read_libmelee` on every replay (md5 -> path), stacked with an `md5` column; the replays
-    libmelee could not read, as file name -> one-line error without the path, e.g.
-    "DecoderException: ... (the file is empty)" (their rows are left out)."""
+    libmelee could not read, as name (`names[md5]`, default the file's name) -> one-line error
+    without the path, e.g. "DecoderException: ... (the file is empty)" (their rows are left
+    out)."""
     empty = _libmelee_frame({k: [] for k in _KEY_DTYPES}, {c.name: [] for c in AUDITED})
     tables, unreadable = [empty.assign(md5=pd.Series(dtype=object))], {}
+    names = names or {}
     for md5, path in paths.items():
+        name = names.get(md5, Path(path).name)
         try:
             tables.append(read_libmelee(path).assign(md5=md5))
         except ReplayError as e:  # a finding, not a crash
-            unreadable[Path(path).name] = e.finding
+            unreadable[name] = e.finding
         except Exception as e:  # noqa: BLE001 - any other libmelee failure is a finding too
-            unreadable[Path(path).name] = describe(e)
+            unreadable[name] = describe(e)
     return pd.concat(tables, ignore_index=True), unreadable
 
 
@@ -181,10 +187,14 @@ def _alias_and_gate_fields(raw: dict[str, np.ndarray], ok: dict[str, np.ndarray]
     return out
 
 
-def replay_paths(games: pd.DataFrame, replay_dir: Path) -> dict[str, Path]:
-    """md5 -> the replay file of each ingested game, looked up by name in `replay_dir`."""
+def replay_paths(games: pd.DataFrame, replay_dir: Path, cache: Path = CACHE) -> dict[str, Path]:
+    """md5 -> the replay file of each ingested game: a plain file looked up by name in
+    `replay_dir`; an archive member extracted into `cache` (`members.replay_file`)."""
     paths = {}
     for md5, source in zip(games["md5"], games["source"], strict=True):
+        if split_source(source) is not None:
+            paths[md5] = replay_file(source, md5, cache)
+            continue
         path = Path(replay_dir) / Path(source).name
         if not path.is_file():
             raise UsageError(f"replay {Path(source).name} of the ingest is not in {replay_dir}")
@@ -208,7 +218,7 @@ class AuditRows:
     pp: pd.DataFrame  # the ingest's rows (peppi_rows)
     aligned: pd.DataFrame  # lm joined with pp (align)
     rolled_back: pd.DataFrame  # (md5, frame) of every frame rollback re-sent
-    unreadable: dict[str, str]  # replays libmelee could not read: file name -> error
+    unreadable: dict[str, str]  # replays libmelee could not read: short_name -> error
 
     @cached_property
     def by_version(self) -> dict[str, dict[str, pd.DataFrame]]:
@@ -217,11 +227,15 @@ class AuditRows:
         return {name: dict(list(t.groupby("version"))) for name, t in tables.items()}
 
 
-def read_rows(ingest_dir: Path, games: pd.DataFrame, replay_dir: Path) -> AuditRows:
+def read_rows(
+    ingest_dir: Path, games: pd.DataFrame, replay_dir: Path, cache: Path = CACHE
+) -> AuditRows:
     """Both paths' rows of the ingested `games` (rows of `read_games`), aligned. A replay that
-    is not in `replay_dir` is a UsageError; one libmelee cannot read is listed in `unreadable`."""
-    paths = replay_paths(games, replay_dir)
-    lm, unreadable = read_libmelee_all(paths)
+    is not in `replay_dir` (archive members: not in its archive, extracted into `cache`) is a
+    UsageError; one libmelee cannot read is listed in `unreadable`."""
+    paths = replay_paths(games, replay_dir, cache)
+    names = {md5: short_name(s) for md5, s in zip(games["md5"], games["source"], strict=True)}
+    lm, unreadable = read_libmelee_all(paths, names)
     pp = pd.concat(
         [
             peppi_rows(ingest_dir, md5, stage).assign(md5=md5)

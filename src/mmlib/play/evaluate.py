@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mmlib.checkpoint.directory import Policy
+from mmlib.data.members import CACHE, replay_file
 from mmlib.errors import UsageError
 from mmlib.play import drift, drive
 
@@ -29,8 +30,10 @@ RUNS = {  # name -> (mode, prefill)
 FIRST_SECONDS = 3  # the span a prefill can matter in: the window is 180 frames
 
 
-def validation_games(shards: Path, games_parquet: Path) -> list[dict]:
-    """[{md5, replay, port}] of a character's validation games."""
+def validation_games(shards: Path, games_parquet: Path, cache: Path = CACHE) -> list[dict]:
+    """[{md5, replay, port}] of a character's validation games; `replay` is the file the games
+    table names, or for an archive member its copy extracted into `cache`
+    (`members.replay_file`)."""
     manifest = json.loads((shards / "manifest.json").read_text())
     sources = dict(
         zip(
@@ -42,7 +45,8 @@ def validation_games(shards: Path, games_parquet: Path) -> list[dict]:
     for game in manifest["val"]["games"]:
         if game["md5"] not in sources:
             raise UsageError(f"{games_parquet} has no game {game['md5']} (named in {shards})")
-        out.append({"md5": game["md5"], "replay": sources[game["md5"]], "port": game["self_port"]})
+        replay = str(replay_file(sources[game["md5"]], game["md5"], cache))
+        out.append({"md5": game["md5"], "replay": replay, "port": game["self_port"]})
     if not out:
         raise UsageError(f"{shards}: no validation games")
     return out
