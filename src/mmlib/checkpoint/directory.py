@@ -4,7 +4,8 @@
                            optimizer_state_dict, scheduler_state_dict, loss_weights, norm_stats,
                            config, stick_centers, shoulder_centers
     config.json            the model config in the published field names (+ `mmlib`)
-    metadata.json          character, step, parameter count, validation figures, feature schema
+    metadata.json          character, step, parameter count, validation figures, feature schema,
+                           the md5s of the training games (`train_md5s`; older ones lack it)
     mimic_norm.json, norm_stats.json, cat_maps.json, stick_clusters.json, controller_combos.json
 
 `load_policy` also reads directories written by the published MIMIC tools.
