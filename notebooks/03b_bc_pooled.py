@@ -20,14 +20,14 @@
 #
 # **Inputs.** `artifacts/bc/<character>` and `artifacts/bc/all` (stages `bc` and `bc_pooled`),
 # `artifacts/shards/<character>` and `artifacts/shards/all`; `params.yaml` sections `bc` and
-# `features`. **Outputs.** `reports/bc/pooled/`: `metrics.json`, `table.md`, `compare.png`.
+# `features`. **Outputs.** `reports/bc_pooled/`: `metrics.json`, `table.md`, `compare.png`.
 # **Note.** `research-notes/2026-12-06-yardsticks.md`.
 
 # %% tags=["parameters"]
 params_file: str = "params.yaml"  # sections `bc` (characters, recipe) and `features`
 shards_dir: str = "artifacts/shards"
 policy_dir: str = "artifacts/bc"
-report_dir: str = "reports/bc/pooled"
+report_dir: str = "reports/bc_pooled"
 
 # %%
 import json
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Image
+from IPython.display import Image, Markdown
 
 from mmlib.atomic import write_json, write_text
 from mmlib.config import stage_params
@@ -90,8 +90,19 @@ for c, r in result.items():
     rows[(c, "class frequency")] = {"val loss": r["frequency_baseline"]["total"]}
 table = pd.DataFrame(rows).T
 table.index.names = ["character", "model"]
-write_text(out / "table.md", table.to_markdown(floatfmt=".4g", missingval="") + "\n")
 table.astype(object).fillna("")
+
+# %% [markdown]
+# ## With intervals, every window of the same games
+# The table above scores the thinned validation windows, as training's passes do. Below, every
+# window of each character's validation games, each figure with its 95 % interval over games
+# (resampling whole games), the calibrated copy-last loss beside the class-frequency one, and
+# a verdict only where an interval of a paired difference excludes zero: otherwise `tie`.
+
+# %%
+held_table = pooled.table(result)
+write_text(out / "table.md", held_table + "\n")
+Markdown(held_table)
 
 # %%
 fig = report.pooled_comparison(result)

@@ -33,7 +33,7 @@ def test_profiles_lay_their_keys_over_the_shared_ones_and_study_builds_on_smoke(
         stage_params("play", path)
 
 
-@pytest.mark.parametrize("profile", ["smoke", "study", "full"])
+@pytest.mark.parametrize("profile", ["smoke", "study", "cpu", "full"])
 def test_every_stage_of_the_project_params_resolves_in_every_profile(profile, tmp_path):
     """Every section of params.yaml resolves with no profile sub-section left and the profile's
     values (read from the file) over the shared ones, and each stage builds from its settings
@@ -70,7 +70,9 @@ def test_every_stage_of_the_project_params_resolves_in_every_profile(profile, tm
         assert leaves(got) == want, stage
     assert overridden, f"no section of params.yaml has a {profile} sub-section"
 
-    IngestConfig(**settings["ingest"])  # every ingest key is a field
+    ingest = dict(settings["ingest"])
+    assert all(Path(p).parts[0] == "data" for p in ingest.pop("source"))  # the DVC-tracked data
+    IngestConfig(**ingest)  # every other ingest key is a field
     cfg, _ = character.recipe(path)  # TrainConfig and the model preset
     bc = {k: v for k, v in settings["bc"].items() if k != "characters"}
     assert {k: getattr(cfg, k) for k in bc} == bc
@@ -84,12 +86,14 @@ def test_every_stage_of_the_project_params_resolves_in_every_profile(profile, tm
         "play": {"characters", "temperature", "seed", "drift_every", "threads", "max_frames"},
         "overview": {"length_bin_s"},
         "audit": {"games_per_version", "seed"},
+        "bc_curve": {"character", "train_games"},
     }
     for stage, names in read.items():
         assert names <= set(settings[stage]), f"{stage} lacks {names - set(settings[stage])}"
     # each BC character needs its shards, and play drives BC's policies
     assert set(settings["bc"]["characters"]) <= set(settings["features"]["characters"])
     assert set(settings["play"]["characters"]) <= set(settings["bc"]["characters"])
+    assert settings["bc_curve"]["character"] in settings["bc"]["characters"]
     unchecked = set(settings) - {"ingest", "bc", "world_model", "decompose", *read}
     assert not unchecked, f"say here how the stage reads its settings: {sorted(unchecked)}"
 

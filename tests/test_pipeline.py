@@ -173,6 +173,37 @@ def test_a_notebook_that_exits_early_fails_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
+def test_notebook_each_runs_once_per_item_of_the_profiles_list(tmp_path):
+    """`--each bc.characters` runs the notebook once per item of the profile's list, with `{}`
+    in the output path and the parameter values set to the item; a key that is not a list in
+    this profile is one line."""
+    notebook = tmp_path / "echo.py"
+    header = "# ---\n# jupyter:\n#   kernelspec:\n#     language: python\n"
+    header += "#     display_name: mmlib\n#     name: mmlib\n# ---\n"
+    cells = '# %% tags=["parameters"]\nwho = "x"\n\n# %%\nprint(f"hello {who}")\n'
+    notebook.write_text(header + cells)
+    params = tmp_path / "params.yaml"
+    params.write_text("profile: cpu\nbc:\n  seed: 0\n  smoke: {characters: [fox]}\n"
+                      "  cpu: {characters: [ganon, sheik]}\n")  # fmt: skip
+    command = ["mmlib", "notebook", str(notebook), str(tmp_path / "out" / "{}.ipynb"), "--cwd",
+               str(tmp_path), "--each", "bc.characters", "--params", str(params), "-p", "who",
+               "{}"]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ganon.ipynb", "sheik.ipynb"]
+    for who in ("ganon", "sheik"):
+        assert f"hello {who}" in (tmp_path / "out" / f"{who}.ipynb").read_text()
+    seed = [c if c != "bc.characters" else "bc.seed" for c in command]
+    bad = subprocess.run([sys.executable, "-m", *seed], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        f"mmlib notebook: {params}: `bc.seed` is not a non-empty list in this profile"
+    ]
+
+
 def test_a_notebook_that_raises_fails_in_one_line_and_writes_nothing(tmp_path):
     """`mmlib notebook` on a notebook whose cell raises: exit status 2, the last line of stderr
     names the notebook, the cell and the exception (its message on one line), and the output
@@ -202,7 +233,7 @@ def test_a_notebook_that_raises_fails_in_one_line_and_writes_nothing(tmp_path):
 # the CPU kernels (mmlib.cpu_kernels), so these reproduce bit for bit on one processor; on another
 # their last bits move (research-notes/2026-12-03-reproducibility.md), and then each figure must
 # agree within the tolerance of its kind below.
-TRAINED = ("bc@", "bc_pooled", "play_eval@", "world_model@", "world_model_compare", "decompose")
+TRAINED = ("bc", "bc_pooled", "play_eval", "world_model@", "world_model_compare", "decompose")
 
 
 def _outs(lock: dict) -> dict[str, dict[str, str]]:

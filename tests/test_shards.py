@@ -245,6 +245,19 @@ def test_split_md5s_keeps_a_validation_game_when_it_can(n):
     assert split_md5s(FAKE_MD5S[:1], 0.2, seed=0) == (FAKE_MD5S[:1], [])
 
 
+def test_split_md5s_holds_out_at_least_min_val_games():
+    """Sheik's 61 games at 10 % would give 6 validation games; `min_val` makes it 10, and a
+    character with more games keeps its 10 %."""
+    md5s = [f"{i:032x}" for i in range(200)]
+    assert len(split_md5s(md5s[:61], 0.1, seed=0, min_val=10)[1]) == 10
+    assert len(split_md5s(md5s[:61], 0.1, seed=0)[1]) == 6
+    assert len(split_md5s(md5s, 0.1, seed=0, min_val=10)[1]) == 20
+    train, val = split_md5s(md5s[:5], 0.1, seed=0, min_val=10)
+    assert len(train) == 1 and len(val) == 4  # each side keeps a game
+    with pytest.raises(UsageError, match="min_val_games"):
+        split_md5s(md5s, 0.1, seed=0, min_val=0)
+
+
 @pytest.mark.parametrize("character", CHARS)
 def test_split_is_disjoint_complete_and_recorded(built, ingested, character):
     m = manifest(built, character)

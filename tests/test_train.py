@@ -41,6 +41,30 @@ def _same_state(a: dict, b: dict) -> None:
         assert torch.equal(a[k], b[k]), k
 
 
+def test_train_games_draws_only_from_a_nested_subset_of_training_games(fox_shards):
+    """The learning curve's `train_games`: the first n md5s of one fixed shuffle (nested as n
+    grows), and the sampler draws windows from those games' rows only."""
+    from mmlib.train.loop import training_games, training_md5s
+
+    manifest = json.loads((fox_shards / "manifest.json").read_text())
+    md5s = manifest["split"]["train_md5s"]
+    assert len(md5s) >= 3
+    one, two = training_md5s(manifest, 1), training_md5s(manifest, 2)
+    assert len(one) == 1 and set(one) < set(two) and training_md5s(manifest, 0) == md5s
+    assert training_games(fox_shards, 0) is None and training_games(fox_shards, 99) is None
+    games = training_games(fox_shards, 1)
+    offsets = np.load(fox_shards / "train" / "offsets.npy")
+    assert [manifest["train"]["games"][g]["md5"] for g in games] == one
+    sampler = WindowSampler(fox_shards / "train", 180, games=games)
+    starts = sampler.starts_of(np.arange(len(sampler)))
+    inside = np.zeros(len(starts), bool)
+    for g in games:
+        inside |= (starts >= offsets[g]) & (starts + 180 <= offsets[g + 1])
+    assert inside.all() and len(starts) == sum(offsets[g + 1] - offsets[g] - 179 for g in games)
+    with pytest.raises(Exception, match="train_games"):
+        TrainConfig(train_games=-1)
+
+
 def test_two_runs_with_one_seed_give_the_same_losses(fox_shards, tmp_path):
     a = train(CFG, MODEL, fox_shards, tmp_path / "a", log=lambda _: None)
     b = train(CFG, MODEL, fox_shards, tmp_path / "b", log=lambda _: None)

@@ -24,7 +24,10 @@ def _ingest(args: argparse.Namespace) -> int:
     settings |= {k: v for k, v in flags.items() if v is not None}
     known = {f.name for f in dataclasses.fields(IngestConfig)}
     config = IngestConfig(**{k: v for k, v in settings.items() if k in known})
-    report = ingest(args.paths, args.output, config, progress=not args.quiet)
+    paths = args.paths or [Path(p) for p in settings.get("source") or []]
+    if not paths:
+        raise UsageError("mmlib ingest: give replay paths, or --params with `ingest.source`")
+    report = ingest(paths, args.output, config, progress=not args.quiet)
     print(report.line(args.output))
     return 0
 
@@ -43,8 +46,26 @@ def _notebook(args: argparse.Namespace) -> int:
     from mmlib.notebooks import run_notebook
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # papermill's --log-output
-    run_notebook(args.notebook, args.output, dict(args.parameter), args.kernel, args.cwd)
+    if args.each is None:
+        run_notebook(args.notebook, args.output, dict(args.parameter), args.kernel, args.cwd)
+        return 0
+    for item in each(args.each, args.params):  # `{}` in the output and values: the item
+        output = Path(str(args.output).replace("{}", item))
+        parameters = {name: value.replace("{}", item) for name, value in args.parameter}
+        print(f"{args.notebook} -> {output}", flush=True)
+        run_notebook(args.notebook, output, parameters, args.kernel, args.cwd)
     return 0
+
+
+def each(key: str, params: Path) -> list[str]:
+    """The profile's list at `section.key` of params.yaml (e.g. `bc.characters`): a stage that
+    runs a notebook once per item, where the items depend on the profile (dvc's `foreach` reads
+    one fixed list)."""
+    section, _, name = key.partition(".")
+    items = stage_params(section, params).get(name)
+    if not isinstance(items, list) or not items:
+        raise UsageError(f"{params}: `{key}` is not a non-empty list in this profile")
+    return [str(item) for item in items]
 
 
 def _shards(args: argparse.Namespace) -> int:
@@ -75,7 +96,7 @@ def _wm_frames(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else settings.get("workers", 0)
     cfg = EncodingConfig(**settings["encoding"])
     manifest = build(args.ingest, args.output, cfg, settings["val_frac"], settings["split_seed"],
-                     workers, progress=not args.quiet)  # fmt: skip
+                     workers, not args.quiet, settings.get("max_games", 0))  # fmt: skip
     counts = [f"{manifest[s]['frames']:,} {s} frames ({len(manifest[s]['games'])} games)"
               for s in SPLITS]  # fmt: skip
     print(f"{', '.join(counts)}, encoding {cfg.version} -> {args.output}")
@@ -105,6 +126,28 @@ def _train(args: argparse.Namespace) -> int:
             f"{args.character}: val loss {metrics['val_loss']['total']:.4f} "
             f"(class-frequency baseline {base:.4f}) -> {args.policies / args.character}"
         )
+    return 0
+
+
+def _evaluate_bc(args: argparse.Namespace) -> int:
+    from mmlib.atomic import write_json
+    from mmlib.train import held_out, intervals
+
+    report = held_out.evaluate_policy(
+        args.policy,
+        args.ingest,
+        args.shards,
+        batch=args.batch,
+        n_boot=args.boot,
+        include_quits=args.include_quits,
+        progress=not args.quiet,
+    )
+    print(held_out.headline(report))
+    print(intervals.markdown(report))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_json(args.out, report)
+        print(f"-> {args.out}")
     return 0
 
 
@@ -267,7 +310,10 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("ingest", help="replays (files, folders, .zip/.7z) -> per-game parquet")
-    s.add_argument("paths", nargs="+", type=Path, help="replay files, folders or archives")
+    s.add_argument(
+        "paths", nargs="*", type=Path,
+        help="replay files, folders or archives (default: the profile's `ingest.source`)",
+    )  # fmt: skip
     s.add_argument("--output", "-o", type=Path, required=True, help="output folder")
     s.add_argument("--workers", "-j", type=int, help="worker processes (default: all cores)")
     s.add_argument("--timeout", type=float, help="seconds per replay before it counts as a hang")
@@ -318,6 +364,28 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     s.set_defaults(run=_train)
 
+    s = sub.add_parser("evaluate", help="score trained models on games they did not train on")
+    evaluate = s.add_subparsers(dest="what", required=True)
+    s = evaluate.add_parser(
+        "bc", help="a BC policy on an ingest's held-out games, with intervals over games"
+    )
+    s.add_argument("--policy", type=Path, required=True, help="a policy directory")
+    s.add_argument("--ingest", type=Path, required=True, help="an `mmlib ingest` folder")
+    s.add_argument("--out", "-o", type=Path, help="write the figures here (.json)")
+    s.add_argument(
+        "--shards", type=Path,
+        help="the policy's shards, to fit the yardsticks on its training split "
+        "(default: on the scored games)",
+    )  # fmt: skip
+    s.add_argument("--batch", type=int, default=128, help="windows per forward pass")
+    s.add_argument("--boot", type=int, default=2000, help="resamples of the games (default 2000)")
+    s.add_argument(
+        "--include-quits", action="store_true",
+        help="also the 1v1s that end in a quit or no contest (default: usable_1v1 only)",
+    )  # fmt: skip
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    s.set_defaults(run=_evaluate_bc, command="evaluate bc")
+
     s = sub.add_parser("world-model", help="train and score world models (stage world_model)")
     s.add_argument("arch", nargs="+", help="architectures of params.yaml world_model.archs")
     s.add_argument("--params", type=Path, default=Path("params.yaml"), help="`world_model`")
@@ -352,6 +420,12 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("-k", "--kernel", default="mmlib", help="Jupyter kernel (default: mmlib)")
     s.add_argument("--cwd", type=Path, default=Path("."), help="working directory of the kernel")
+    s.add_argument(
+        "--each", metavar="SECTION.KEY",
+        help="run once per item of this list in params.yaml's profile; `{}` in OUTPUT and -p "
+        "values is the item",
+    )  # fmt: skip
+    s.add_argument("--params", type=Path, default=Path("params.yaml"), help="for --each")
     s.set_defaults(run=_notebook)
 
     s = sub.add_parser("play", help="a trained policy in Slippi Dolphin: vs the CPU, netplay")

@@ -15,7 +15,8 @@ Layers merge recursively: a profile that sets `world_model: {full: {mlp: {epochs
 that one key and keeps the rest of the shared `mlp:` mapping (preset, batch, learning rate).
 
 A profile may build on another (`BASES`): `study` is `smoke` with a section's `study:` keys laid
-over it, so it names only what it changes (a longer recipe, say) and runs on the same data.
+over it, so it names only what it changes (a longer recipe on the same data); `cpu` is `smoke`'s
+recipes on data version 2 (`ingest.cpu.source`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import yaml
 
 from mmlib.errors import UsageError
 
-PROFILES = ("smoke", "study", "full")
-BASES = {"study": "smoke"}  # profile -> the profile it builds on
+PROFILES = ("smoke", "study", "cpu", "full")
+BASES = {"study": "smoke", "cpu": "smoke"}  # profile -> the profile it builds on
 DEFAULT_PARAMS = Path("params.yaml")
 
 

@@ -95,7 +95,8 @@ def character_data(ingest_dir: Path, character: str, settings: dict) -> Characte
     else:  # validation games are complete ones; quit-ended games only add training data
         complete = set(games.filter(games["usable_1v1"])["md5"].to_pylist())
         md5s = [p.md5 for p in views if p.md5 in complete]
-        in_train = set(split_md5s(md5s, settings["val_frac"], settings["seed"])[0])
+        n_val = settings.get("min_val_games", 1)
+        in_train = set(split_md5s(md5s, settings["val_frac"], settings["seed"], n_val)[0])
         in_train |= {p.md5 for p in views if p.md5 not in complete}
     train = [p for p in views if p.md5 in in_train]
     val = [p for p in views if p.md5 not in in_train]

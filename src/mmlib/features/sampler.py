@@ -17,13 +17,23 @@ ARRAYS = ("ints", "floats", "targets", "targets_raw")
 
 
 class WindowSampler:
-    def __init__(self, split_dir: Path, window: int = 180, seed: int = 0, mmap: bool = True):
+    def __init__(
+        self,
+        split_dir: Path,
+        window: int = 180,
+        seed: int = 0,
+        mmap: bool = True,
+        games: np.ndarray | None = None,
+    ):
+        """`games`: draw only from these games (indices into the split's offsets)."""
         split_dir = Path(split_dir)
         mode = "r" if mmap else None
         self.arrays = {name: np.load(split_dir / f"{name}.npy", mmap_mode=mode) for name in ARRAYS}
         offsets = np.load(split_dir / "offsets.npy")
         self.window = window
         counts = np.maximum(np.diff(offsets) - window + 1, 0)
+        if games is not None:
+            counts[np.setdiff1d(np.arange(len(counts)), games)] = 0
         self._first_row = offsets[:-1][counts > 0]  # games too short for a window are skipped
         self._cumulative = np.concatenate([[0], np.cumsum(counts[counts > 0])]).astype(np.int64)
         if self._cumulative[-1] == 0:

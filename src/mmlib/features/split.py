@@ -65,16 +65,21 @@ def perspectives(
     return sorted(out, key=lambda p: (p.md5, p.self_port))
 
 
-def split_md5s(md5s: list[str], val_frac: float, seed: int) -> tuple[list[str], list[str]]:
+def split_md5s(
+    md5s: list[str], val_frac: float, seed: int, min_val: int = 1
+) -> tuple[list[str], list[str]]:
     """(train, val) md5 lists: a seeded shuffle of the sorted unique md5s; the first
-    round(val_frac * n) games go to validation, but with two or more games each side keeps at
-    least one."""
+    max(min_val, round(val_frac * n)) games go to validation, but with two or more games each
+    side keeps at least one. `min_val` keeps a small character's interval honest (ten games
+    where there are enough; one on the 42-game smoke set)."""
     if not 0 < val_frac < 1:
         raise UsageError(f"val_frac must be between 0 and 1, not {val_frac}")
+    if min_val < 1:
+        raise UsageError(f"min_val_games must be at least 1, not {min_val}")
     unique = sorted(set(md5s))
     order = np.random.default_rng(seed).permutation(len(unique))
     n = len(unique)
-    n_val = min(n - 1, max(1, round(val_frac * n))) if n >= 2 else 0  # both sides non-empty
+    n_val = min(n - 1, max(min_val, round(val_frac * n))) if n >= 2 else 0  # both sides non-empty
     val = sorted(unique[i] for i in order[:n_val])
     train = sorted(unique[i] for i in order[n_val:])
     return train, val

@@ -24,9 +24,9 @@ from mmlib.features.schema import FeatureSchema
 from mmlib.features.split import SLUGS, character_slug
 from mmlib.models.bc import BCTransformer
 from mmlib.models.config import ModelConfig, preset
-from mmlib.train import evaluate
+from mmlib.train import evaluate, intervals
 from mmlib.train.config import TrainConfig
-from mmlib.train.loop import Result, train
+from mmlib.train.loop import Result, train, training_md5s
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,16 @@ def _how_to_build(character: str, params: Path, profile: str | None) -> str:
         return "run `dvc repro shards`"
     everything = load_params(params)
     profile = profile or everything.get("profile", "smoke")
-    by_profile = "characters" in ((everything["features"] or {}).get(profile) or {})
-    key = f"features.{profile}.characters" if by_profile else "features.characters"
-    in_bc = character in ((everything.get("bc") or {}).get("characters") or [])
+
+    def where(section: str) -> str:  # the key that holds the list in this profile
+        by_profile = "characters" in ((everything.get(section) or {}).get(profile) or {})
+        return f"{section}.{profile}.characters" if by_profile else f"{section}.characters"
+
+    in_bc = character in (stage_params("bc", params, profile).get("characters") or [])
     return (
-        f"the shards stage builds {key} in {params} ({', '.join(listed) or 'none'}); add "
-        f"{character} there{'' if in_bc else ' and to bc.characters'}, then run `dvc repro shards`"
+        f"the shards stage builds {where('features')} in {params} ({', '.join(listed) or 'none'});"
+        f" add {character} there{'' if in_bc else ' and to ' + where('bc')}, then run "
+        "`dvc repro shards`"
     )
 
 
@@ -103,7 +107,8 @@ def run_character(
     result = train(cfg, model_cfg, data, paths.runs / character, log=log, progress=progress)
     if result.rank != 0:  # under torchrun, rank 0 writes
         return {}
-    metrics = summarize(result, cfg, model_cfg, data, character)
+    trained = training_md5s(manifest, cfg.train_games)
+    metrics = summarize(result, cfg, model_cfg, data, character, trained)
     policy_metadata = {
         "character": character,
         "melee_enum": SLUGS[character].name.upper().replace(" ", "_")
@@ -117,7 +122,8 @@ def run_character(
         "pos_enc": "relpos",
         "val_loss": f"{result.history.best_loss:.4f}",
         "best_step": result.history.best_step,
-        "games_trained": len(manifest["split"]["train_md5s"]),
+        "games_trained": len(trained),
+        "train_md5s": trained,  # `mmlib evaluate bc` skips them
     } | {f"val_{h}_f1": f"{metrics['val'][h]['macro_f1']:.1%}" for h in evaluate.HEAD_NAMES}
     model = BCTransformer(model_cfg)
     model.load_state_dict(result.best_state)
@@ -135,13 +141,21 @@ def run_character(
     write_text(report / "train_curve.csv", curve_csv(result.history.train))
     write_text(report / "val_curve.csv", curve_csv(result.history.val))
     write_json(report / "metrics.json", round_floats(metrics))
+    write_text(report / "held_out.md", intervals.markdown(metrics["held_out"]) + "\n")
     return metrics
 
 
 def summarize(
-    result: Result, cfg: TrainConfig, model_cfg: ModelConfig, data: Path, character: str
+    result: Result,
+    cfg: TrainConfig,
+    model_cfg: ModelConfig,
+    data: Path,
+    character: str,
+    trained: list[str],
 ) -> dict:
-    """The run's figures on the validation windows, beside the two yardsticks."""
+    """The run's figures on the validation windows (thinned to `eval_windows`, as in the curve's
+    passes) beside the two yardsticks, and `held_out`: every window of every validation game,
+    with 95 % intervals over games and the calibrated copy-last loss (`intervals`)."""
     windows = evaluate.val_windows(data / "val", model_cfg.max_seq_len, cfg.eval_windows)
     model = BCTransformer(model_cfg)
     model.load_state_dict(result.best_state)
@@ -149,6 +163,11 @@ def summarize(
     val, preds = evaluate.predict(model.to(device), windows, cfg.batch, device)
     targets = evaluate.targets_by_head(windows)
     train_targets = np.load(data / "train" / "targets.npy", mmap_mode="r")
+    manifest = json.loads((data / "manifest.json").read_text())
+    trained = set(trained)
+    perspectives = intervals.split_perspectives(data, model_cfg.max_seq_len)
+    counts = intervals.score(model, perspectives, cfg.batch, device)
+    yardsticks = intervals.train_yardsticks(data / "train")  # every training game's frames
     h = result.history
     return {
         "character": character,
@@ -161,5 +180,8 @@ def summarize(
         "copy_last_acc": evaluate.copy_last_accuracy(windows),
         "val": evaluate.head_metrics(preds, targets, evaluate.previous_classes(windows)),
         "n_params": sum(v.numel() for v in result.best_state.values()),
-        "train_rows": int(len(train_targets)),
+        "train_rows": sum(g["rows"] for g in manifest["train"]["games"] if g["md5"] in trained),
+        "train_games": len(trained),
+        # every window of every validation game, 95 % intervals over games (`intervals`)
+        "held_out": intervals.summary(counts, yardsticks),
     }

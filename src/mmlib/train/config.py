@@ -28,6 +28,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     seed: int = 0  # model init, dropout and window sampling
     threads: int = 0  # torch CPU threads (0: torch's default); fixed for reproducible CPU runs
+    train_games: int = 0  # train on this many of the split's training games (0: all; the curve)
 
     def __post_init__(self):
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -35,6 +36,8 @@ class TrainConfig:
         for name in ("steps", "batch", "eval_every", "log_every", "ckpt_every", "eval_windows"):
             if getattr(self, name) < 1:
                 raise UsageError(f"bc.{name} must be at least 1, not {getattr(self, name)}")
+        if self.train_games < 0:
+            raise UsageError(f"bc.train_games must be 0 (all) or more, not {self.train_games}")
 
     @classmethod
     def from_params(cls, section: dict) -> TrainConfig:

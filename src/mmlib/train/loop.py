@@ -6,6 +6,7 @@ validation pass over fixed windows that also records each head's accuracy.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,8 @@ class BCTask:
         return opt, optim.scheduler(opt, self.cfg)
 
     def batches(self, rank: int) -> _Windows:
-        sampler = WindowSampler(Path(self.data) / "train", self.model_cfg.max_seq_len)
+        subset = training_games(self.data, self.cfg.train_games)
+        sampler = WindowSampler(Path(self.data) / "train", self.model_cfg.max_seq_len, games=subset)
         sampler.rng = np.random.default_rng([self.cfg.seed, rank])  # each rank its own windows
         return _Windows(sampler, self.cfg.batch)
 
@@ -79,6 +81,26 @@ class BCTask:
 
     def data_identity(self) -> bytes:
         return (Path(self.data) / "manifest.json").read_bytes()
+
+
+def training_md5s(manifest: dict, n: int) -> list[str]:
+    """The first `n` training games (md5s) of one fixed shuffle, so the learning curve's sets are
+    nested (8 of 32 of 128); every training game when `n` is 0 or covers them all. The shuffle's
+    seed is fixed: a curve compares data sizes, not draws."""
+    md5s = sorted(manifest["split"]["train_md5s"])
+    if n == 0 or n >= len(md5s):
+        return md5s
+    return sorted(md5s[i] for i in np.random.default_rng(0).permutation(len(md5s))[:n])
+
+
+def training_games(data: Path, n: int) -> np.ndarray | None:
+    """The training perspectives (indices) of `training_md5s`; None for all of them."""
+    manifest = json.loads((Path(data) / "manifest.json").read_text())
+    if n == 0 or n >= len(manifest["split"]["train_md5s"]):
+        return None
+    chosen = set(training_md5s(manifest, n))
+    games = [g["md5"] for g in manifest["train"]["games"]]
+    return np.array([i for i, md5 in enumerate(games) if md5 in chosen], np.int64)
 
 
 def schedule(cfg: TrainConfig) -> engine.Schedule:

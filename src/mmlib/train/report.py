@@ -119,6 +119,41 @@ def pooled_comparison(result: dict) -> Figure:
     return fig
 
 
+def learning_curve(curve, copy_last: dict, character: str) -> Figure:
+    """Validation loss (left, with the calibrated copy-last loss as a dashed line and its band)
+    and each head's change-frame accuracy (right) against training games, log-scaled, each
+    point with its 95 % interval over validation games.
+
+    curve: a table with `train_games` and, per figure, `<name>`, `<name>_lo`, `<name>_hi`
+    (`loss`, `<head>_change_acc`), as notebook 03c builds it; copy_last: {value, lo, hi}.
+    """
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    n = np.asarray(curve["train_games"], dtype=float)
+
+    def bars(ax, name: str, **style) -> None:
+        v = np.asarray(curve[name], dtype=float)
+        err = [
+            v - np.asarray(curve[f"{name}_lo"], float),
+            np.asarray(curve[f"{name}_hi"], float) - v,
+        ]
+        ax.errorbar(n, v, yerr=err, capsize=3, marker="o", **style)
+
+    bars(left, "loss", color="#3b75af", label="policy")
+    left.axhline(copy_last["value"], color="black", ls="--", lw=1, label="calibrated copy-last")
+    left.axhspan(copy_last["lo"], copy_last["hi"], color="black", alpha=0.08)
+    left.set(xscale="log", xlabel="training games", ylabel="validation loss (nats, 4 heads)",
+             title=f"{character}: loss")  # fmt: skip
+    left.legend(fontsize=8)
+    colors = ("#3b75af", "#e6a04b", "#59a14f", "#e15759")
+    for h, color in zip(evaluate.HEAD_NAMES, colors, strict=True):
+        bars(right, f"{h}_change_acc", color=color, label=h)
+    right.set(xscale="log", xlabel="training games", ylabel="accuracy on change frames",
+              title=f"{character}: change frames (copy-last scores 0)", ylim=(0, None))  # fmt: skip
+    right.legend(fontsize=8)
+    return fig
+
+
 def button_confusion(pred: np.ndarray, true: np.ndarray) -> Figure:
     """The 7x7 button confusion matrix, each row (human class) normalised to 1, shares written
     in the cells and each row's frame count in its label.

@@ -75,14 +75,16 @@ def _replace(tmp: Path, final: Path) -> None:
 
 
 def build(ingest_dir: Path, out_dir: Path, cfg: EncodingConfig, val_frac: float, seed: int,
-          workers: int | None = 1, progress: bool = False) -> dict:  # fmt: skip
+          workers: int | None = 1, progress: bool = False, max_games: int = 0) -> dict:  # fmt: skip
     """Encode the usable games of an ingest into a store at `out_dir` (split by md5 as
-    `data.split_games`); returns the manifest. `workers`: 0 or None = one per CPU core."""
+    `data.split_games`, at most `max_games` of them); returns the manifest. `workers`: 0 or
+    None = one per CPU core."""
     ingest_dir, out_dir = Path(ingest_dir), Path(out_dir)
     games = store.read_games(ingest_dir).to_pylist()
     length = {g["md5"]: int(g["playable_frames"]) for g in games}
     stage_of = {g["md5"]: int(g["stage_id"]) for g in games}
-    split = dict(zip(SPLITS, data.split_games(ingest_dir, val_frac, seed), strict=True))
+    chosen = data.split_games(ingest_dir, val_frac, seed, max_games)
+    split = dict(zip(SPLITS, chosen, strict=True))
     offsets = {s: np.cumsum([0] + [length[m] for m in split[s]], dtype=np.int64) for s in SPLITS}
     manifest = _manifest(cfg, val_frac, seed, split, length)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
