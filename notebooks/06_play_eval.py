@@ -59,7 +59,8 @@ policy = load_policy(Path(policy_dir) / character)
 games = evaluate.validation_games(Path(shards_dir) / character, Path(games_parquet))
 out = Path(report_dir) / character
 out.mkdir(parents=True, exist_ok=True)
-print(f"{character}: {len(games)} validation game(s), settings {settings}")
+driven = len(games[: settings.get("max_games") or None])  # evaluate's cut: the first by md5
+print(f"{character}: {len(games)} validation game(s), {driven} driven, settings {settings}")
 
 # %% [markdown]
 # ## The runs
@@ -76,9 +77,10 @@ print(f"{metrics['frames']:,} frames per run; inputs: {inputs.num_rows:,} rows")
 
 # %% [markdown]
 # ## How much data
-# One policy trained on one to three games, evaluated on one to three other games of the same
-# small replay set (42 games in all). These figures test the play path end to end; they are not
-# a measure of how well a bot can play Melee.
+# On the smoke profile: one policy trained on one to three games, driven through one to three
+# other games of the same small replay set (42 games in all). On the cpu profile: trained on
+# 56-393 games of data version 2, driven through the first 10 s of 3 validation games. Either way
+# these figures test the play path end to end; they are not a measure of how well a bot plays.
 
 # %% [markdown]
 # ## Teacher-forced agreement

@@ -79,8 +79,10 @@ def _mean(dicts: list[dict], weights: list[int]):
 def evaluate(
     policy: Policy, games: list[dict], settings: dict, progress: bool = False
 ) -> tuple[dict, pa.Table]:
-    """Metrics for all `games`, and every run's per-frame inputs (column `run`, `md5`)."""
+    """Metrics for `games` (the first `max_games` of them when set), and every run's per-frame
+    inputs (column `run`, `md5`)."""
     max_frames = settings.get("max_frames")
+    games = games[: settings.get("max_games") or None]  # sorted by md5: a fixed, content-blind cut
     tables, per_game = [], []
     for game in games:
         runs = {}
