@@ -53,6 +53,24 @@ def test_a_clearly_better_model_beats_copy_last_and_a_worse_one_loses():
     assert (s["n_games"], s["n_perspectives"], s["n_frames"]) == (30, 30, 30_000)
 
 
+def test_fewer_than_ten_games_get_intervals_but_no_verdict():
+    """One validation game (the smoke set's) gives a zero-width interval: a margin of 0.0002
+    must not read as `beats`."""
+    one = intervals.bootstrap(synthetic(0.9, 0.8, 1), games(1), n_boot=200)
+    nine = intervals.bootstrap(synthetic(0.9, 0.8, 9), games(9), n_boot=200)
+    for s in (one, nine):
+        assert s["heads"]["main"]["acc_vs_copy_last"]["verdict"] == intervals.TOO_FEW
+        assert s["total"]["loss_vs_copy_last"]["verdict"] == intervals.TOO_FEW
+    f = one["heads"]["main"]["acc_vs_copy_last"]
+    assert f["lo"] == f["hi"] == f["value"] > 0  # what used to be called a win
+    assert (
+        intervals.bootstrap(synthetic(0.9, 0.8, 10), games(10), n_boot=200)["heads"]["main"][
+            "acc_vs_copy_last"
+        ]["verdict"]
+        == "beats"
+    )
+
+
 def test_a_model_equal_to_copy_last_ties():
     s = intervals.bootstrap(synthetic(0.8, None, 30), games(30), n_boot=500)
     for h in HEADS:

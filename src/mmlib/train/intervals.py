@@ -52,6 +52,8 @@ STATS = (
     "freq_nll",  # class frequency
 )
 NO_THINNING = np.iinfo(np.int64).max  # `val_windows`' limit: every window
+MIN_GAMES = 10  # fewer validation games get intervals but no verdict (the issue's floor)
+TOO_FEW = "too few games"
 ROUND = 4
 
 
@@ -210,11 +212,16 @@ def windows_of(rows: dict[str, np.ndarray], window: int) -> dict[str, np.ndarray
     return {name: rows[name][idx] for name in ("ints", "floats", "targets")}
 
 
-def verdict(lo: float | None, hi: float | None, lower_is_better: bool = False) -> str | None:
+def verdict(
+    lo: float | None, hi: float | None, lower_is_better: bool = False, n_games: int = MIN_GAMES
+) -> str | None:
     """`beats` when the interval of (model - yardstick) lies on the good side of 0, `loses` on
-    the other, else `tie`."""
+    the other, else `tie`; `too few games` below MIN_GAMES, where resampling a handful of games
+    (one, on the smoke set) gives an interval of almost no width that proves nothing."""
     if lo is None:
         return None
+    if n_games < MIN_GAMES:
+        return TOO_FEW
     if lower_is_better:
         lo, hi = -hi, -lo
     return "beats" if lo > 0 else "loses" if hi < 0 else "tie"
@@ -290,12 +297,12 @@ def bootstrap(
         heads[h]["held_frames"] = int(full["held_frames"][k])
         for name, lower in (("acc_vs_copy_last", False), ("loss_vs_copy_last", True)):
             f = heads[h][name]
-            f["verdict"] = verdict(f["lo"], f["hi"], lower)
+            f["verdict"] = verdict(f["lo"], f["hi"], lower, n_games)
     total = {}
     for name in ("loss", "copy_last_loss", "frequency_loss", "loss_vs_copy_last"):
         total[name] = _figure(point[name].sum(), draws[name].sum(-1), level)
     total["loss_vs_copy_last"]["verdict"] = verdict(
-        total["loss_vs_copy_last"]["lo"], total["loss_vs_copy_last"]["hi"], True
+        total["loss_vs_copy_last"]["lo"], total["loss_vs_copy_last"]["hi"], True, n_games
     )
     return {
         "n_games": n_games,
@@ -326,18 +333,19 @@ def paired(
         raise ValueError("paired: the two models were scored on different perspectives")
     full_a, boot_a = _resampled(a.sums(yard), a.games, n_boot, seed)
     full_b, boot_b = _resampled(b.sums(yard), b.games, n_boot, seed)
-    out = {"heads": {}}
+    out, n_games = {"heads": {}}, len(set(a.games))
     for name in ("acc", "change_acc"):
         point = _ratio(*FIGURES[name], full_a) - _ratio(*FIGURES[name], full_b)
         draws = _ratio(*FIGURES[name], boot_a) - _ratio(*FIGURES[name], boot_b)
         for k, h in enumerate(HEADS):
             f = _figure(point[k], draws[:, k], level)
-            out["heads"].setdefault(h, {})[name] = f | {"verdict": verdict(f["lo"], f["hi"])}
+            v = verdict(f["lo"], f["hi"], n_games=n_games)
+            out["heads"].setdefault(h, {})[name] = f | {"verdict": v}
     point = (_ratio(*FIGURES["loss"], full_a) - _ratio(*FIGURES["loss"], full_b)).sum()
     draws = (_ratio(*FIGURES["loss"], boot_a) - _ratio(*FIGURES["loss"], boot_b)).sum(-1)
     f = _figure(point, draws, level)
-    out["loss"] = f | {"verdict": verdict(f["lo"], f["hi"], lower_is_better=True)}
-    return out | {"n_games": len(set(a.games)), "n_boot": n_boot, "seed": seed, "level": level}
+    out["loss"] = f | {"verdict": verdict(f["lo"], f["hi"], True, n_games)}
+    return out | {"n_games": n_games, "n_boot": n_boot, "seed": seed, "level": level}
 
 
 def cell(f: dict, scale: float, digits: int) -> str:
