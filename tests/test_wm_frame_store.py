@@ -160,3 +160,15 @@ def test_the_command_builds_the_store_from_params(mini_ingest, stores, tmp_path,
     assert main([*argv, "-q"]) == 0
     assert "train frames" in capsys.readouterr().out
     assert _digests(out) == _digests(stores[1])
+
+
+def test_max_games_takes_a_seeded_sample_before_the_split(mini_ingest):
+    """The cpu profile's `world_model.max_games`: a fixed sample of the usable games, split as
+    before; 0 (or more than there are) keeps every game, so the smoke split is unchanged."""
+    every = data.split_games(mini_ingest, VAL_FRAC, SEED)
+    assert data.split_games(mini_ingest, VAL_FRAC, SEED, max_games=0) == every
+    assert data.split_games(mini_ingest, VAL_FRAC, SEED, max_games=99) == every
+    train, val = data.split_games(mini_ingest, VAL_FRAC, SEED, max_games=3)
+    assert len(train) + len(val) == 3 and val and train
+    assert set(train + val) < set(every[0] + every[1])
+    assert data.split_games(mini_ingest, VAL_FRAC, SEED, max_games=3) == (train, val)
