@@ -43,6 +43,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from mmlib.config import PROFILES
+
 ROOT = Path(__file__).resolve().parents[1]
 MMLIB = [sys.executable, "-m", "mmlib"]
 BC_STEPS, WM_STEPS = 8, 8
@@ -168,9 +170,7 @@ def frames_done(work: Path, stage: str) -> int:
 
 def stage_section(work: Path, name: str) -> dict:
     params = yaml.safe_load((work / "params.yaml").read_text())
-    return {k: v for k, v in params[name].items() if k not in ("smoke", "full")} | params[name][
-        "smoke"
-    ]
+    return {k: v for k, v in params[name].items() if k not in PROFILES} | params[name]["smoke"]
 
 
 def yaml_window(work: Path) -> int:
