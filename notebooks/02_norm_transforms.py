@@ -36,6 +36,7 @@ report_dir: str = "reports/norm"  # metrics and pictures
 params_file: str = "params.yaml"  # section `features`
 
 # %%
+import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -55,6 +56,7 @@ reports.mkdir(parents=True, exist_ok=True)
 fitted = dataset.fit_characters(
     Path(ingest_dir), settings["characters"], schema, settings, Path(out_dir)
 )
+sys.stderr.flush()  # the progress bars' last line first: the two streams otherwise race
 print(f"numeric columns from the audit: {', '.join(schema.numeric)}")
 
 # %% [markdown]
