@@ -23,11 +23,12 @@
 # **Inputs.** `artifacts/bc/<character>` (stage `bc`), `artifacts/shards/<character>/manifest.json`
 # (which games are validation, which port), `artifacts/ingest/games.parquet` (their replay files),
 # `params.yaml` section `play`.
-# **Outputs.** `reports/play/<character>/`: `metrics.json`, `inputs.parquet` (every frame's inputs
+# **Outputs.** `reports/play/<character>/`: `metrics.json`; `artifacts/play/<character>/inputs.parquet` (every frame's inputs
 # of the bot in each run and of the human), `timeline.png`, `health.png`.
 # **Note.** `research-notes/2026-11-21-play.md`.
 
 # %% tags=["parameters"]
+inputs_dir: str = "artifacts/play"  # every frame's inputs, per character (DVC cache)
 character: str = "fox"  # one of params.yaml bc.characters
 params_file: str = "params.yaml"  # section `play`
 policy_dir: str = "artifacts/bc"  # per-character policy directories (stage `bc`)
@@ -70,7 +71,9 @@ print(f"{character}: {len(games)} validation game(s), {driven} driven, settings 
 
 # %%
 metrics, inputs = evaluate.evaluate(policy, games, settings)
-with atomic_path(out / "inputs.parquet") as tmp:
+data_out = Path(inputs_dir) / character  # data, in the DVC cache (not git)
+data_out.mkdir(parents=True, exist_ok=True)
+with atomic_path(data_out / "inputs.parquet") as tmp:
     pq.write_table(inputs, tmp)
 write_json(out / "metrics.json", metrics)
 print(f"{metrics['frames']:,} frames per run; inputs: {inputs.num_rows:,} rows")
