@@ -18,10 +18,10 @@ else
 	dvc exp run --set-param profile=$(PROFILE)
 endif
 
-## test: the whole test suite (what CI runs): test-fast, then the slow tests, the clean-clone repro among them
+## test: the whole test suite (what CI runs): test-fast, then the slow tests, the clean-clone repro among them; each part lists its slowest tests
 test: venv
-	pytest -m "not slow"
-	pytest -m slow
+	pytest -m "not slow" --durations=10
+	pytest -m slow --durations=20
 
 ## test-fast: the test suite without the slow tests (end-to-end runs, killed runs, sweeps over every replay)
 test-fast: venv
