@@ -16,7 +16,7 @@ from mmlib.errors import UsageError
 from mmlib.features import build, raw
 from mmlib.features.controller import BTN_A, BTN_JUMP, BTN_NONE, BTN_TRIG
 from mmlib.features.replay_console import ReplayConsole
-from mmlib.play import controller, drift, drive
+from mmlib.play import controller, drift, drive, evaluate
 from mmlib.play.policy import StreamingPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,6 +126,19 @@ def test_agreement_compares_with_the_humans_next_input():
     a = drive.agreement(pa.table(cols))
     assert a["button"] == {"sampled": 0.5, "argmax": 0.5}
     assert a["main"] == {"sampled": 1.0, "argmax": 1.0}
+
+
+def test_the_drawn_stretch_fits_a_short_run():
+    """The cpu profile drives 600 frames; the timeline's 600 from frame 1200 move back to fit."""
+    n = 700
+    t = pa.table({"md5": ["a"] * (2 * n) + ["b"] * 5, "run": ["teacher", "free"] * n + ["free"] * 5,
+                  "frame": np.arange(2 * n + 5)})  # fmt: skip
+    assert evaluate.stretch(t, "teacher", 10, 600)["frame"].to_pylist() == list(range(20, 1220, 2))
+    late = evaluate.stretch(t, "free", 1200, 600)["frame"].to_pylist()
+    assert late == list(range(201, 1401, 2))  # the first game's last 600 free frames
+    assert len(evaluate.stretch(t, "free", 0, 5000)) == n
+    with pytest.raises(ValueError, match="no 'bot' frames"):
+        evaluate.stretch(t, "bot", 0, 10)
 
 
 @needs_replays

@@ -147,7 +147,11 @@ def _significant(obj, digits: int = 4):
 
 
 def stretch(table: pa.Table, run: str, start: int, length: int) -> pa.Table:
-    """`length` frames of one run of the first game, from its `start`-th frame."""
+    """`length` frames of one run of the first game, from its `start`-th frame, moved back to
+    the game's last `length` frames where the run is shorter (the cpu profile drives 600)."""
     first = table["md5"][0]
     mask = pc.and_(pc.equal(table["run"], run), pc.equal(table["md5"], first))
-    return table.filter(mask).slice(start, length)
+    rows = table.filter(mask)
+    if len(rows) == 0:
+        raise ValueError(f"no {run!r} frames to draw")
+    return rows.slice(max(0, min(start, len(rows) - length)), length)
