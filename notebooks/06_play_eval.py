@@ -23,8 +23,9 @@
 # **Inputs.** `artifacts/bc/<character>` (stage `bc`), `artifacts/shards/<character>/manifest.json`
 # (which games are validation, which port), `artifacts/ingest/games.parquet` (their replay files),
 # `params.yaml` section `play`.
-# **Outputs.** `reports/play/<character>/`: `metrics.json`; `artifacts/play/<character>/inputs.parquet` (every frame's inputs
-# of the bot in each run and of the human), `timeline.png`, `health.png`.
+# **Outputs.** `reports/play/<character>/`: `metrics.json`, `timeline.png`, `health.png`;
+# `artifacts/play/<character>/inputs.parquet` (every frame's inputs of the bot in each run and of
+# the human).
 # **Note.** `research-notes/2026-11-21-play.md`.
 
 # %% tags=["parameters"]

@@ -311,7 +311,7 @@ def run_decompose(params: Path = Path("params.yaml"), paths: DecomposePaths = De
     write_json(paths.reports / "metrics.json", metrics)
     write_text(
         paths.reports / "table.md",
-        "# Subsystem decomposition (3 validation games, smoke profile)\n\n"
-        + decompose_tables(metrics) + "\n",
+        f"# Subsystem decomposition ({metrics['data']['val_games']} validation games, "
+        f"{metrics['data']['val_frames']:,} frames)\n\n" + decompose_tables(metrics) + "\n",
     )  # fmt: skip
     return metrics
