@@ -1,7 +1,7 @@
 """The BC figures of a pipeline run as the tables a note quotes: one row per policy (data size,
 the summed loss beside the calibrated copy-last and class-frequency losses, each head's accuracy
 against copy-last and its change-frame accuracy, with 95 % intervals over validation games and
-the verdicts), and the learning curve.
+the verdicts), the learning curve, and the policies driven through replays (play).
 
     python studies/bc_tables.py [REPORTS]   # default: reports (e.g. experiments/cpu/reports)
 """
@@ -69,6 +69,35 @@ def curve_rows(reports: Path) -> list[str]:
     return lines
 
 
+def play_rows(reports: Path) -> list[str]:
+    """Each policy driven through replays (`reports/play/<character>/metrics.json`): argmax
+    agreement with the human's next input teacher-forced, beside copy-last's; the bot's presses
+    per second against the human's (press_ratio), teacher-forced and free-running; the free
+    run's wavedash-shaped sequences; the streaming policy's agreement with the recompute."""
+    paths = sorted((reports / "play").glob("*/metrics.json"))
+    if not paths:
+        return []
+    heads = " | ".join(f"{h} agree % (copy-last)" for h in HEAD_NAMES)
+    lines = [
+        f"| bot | perspectives (frames) | {heads} | press ratio teacher / free "
+        "| free wavedash-shaped | streaming = recompute % |",
+        "|" + "---|" * (5 + len(HEAD_NAMES)),
+    ]
+    for path in paths:
+        m = json.loads(path.read_text())
+        teach, copy = m["agreement"]["teacher"], m["copy_last_input"]
+        sliding = m["drift"]["sliding"]
+        cells = [path.parent.name, f"{len(m['games'])} ({m['frames']:,})"]
+        cells += [f"{100 * teach[h]['argmax']:.1f} ({100 * copy[h]:.1f})" for h in HEAD_NAMES]
+        cells += [
+            f"{m['press_ratio']['teacher']:.2f} / {m['press_ratio']['free']:.2f}",
+            str(m["health_bot"]["free"]["wavedash_shaped"]),
+            f"{100 * min(sliding[h]['argmax_agreement'] for h in HEAD_NAMES):.1f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def _figure(point: dict, name: str) -> dict:
     return {"value": point[name], "lo": point[f"{name}_lo"], "hi": point[f"{name}_hi"]}
 
@@ -80,6 +109,8 @@ def main() -> None:
     print("\n".join(policy_rows(args.reports)))
     print()
     print("\n".join(curve_rows(args.reports)))
+    print()
+    print("\n".join(play_rows(args.reports)))
 
 
 if __name__ == "__main__":
