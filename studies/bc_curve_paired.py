@@ -34,12 +34,13 @@ def main() -> None:
     args = ap.parse_args()
     shards = args.root / "artifacts/shards" / args.character
     yard = intervals.train_yardsticks(shards / "train")
-    scored = []
+    scored, views = [], {}  # views: the validation windows, read once per window width
     for label, path in curve_policies(args.root, args.character):
         policy = load_policy(path)
         width = policy.config.max_seq_len
-        views = intervals.split_perspectives(shards, width)
-        scored.append((label, intervals.score(policy.model, views, 64, policy.device)))
+        if width not in views:
+            views[width] = list(intervals.split_perspectives(shards, width))
+        scored.append((label, intervals.score(policy.model, views[width], 64, policy.device)))
     print(f"| step | loss difference | {' | '.join(f'{h} change acc (pp)' for h in HEAD_NAMES)} |")
     print("|" + "---|" * (2 + len(HEAD_NAMES)))
     for (small, a), (large, b) in itertools.pairwise(scored):
