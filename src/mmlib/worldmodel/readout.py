@@ -14,7 +14,11 @@ delta, absolute or logits that `rollout.advance` and the metrics read):
 - `residual`: x and y are predicted on top of dead reckoning from the frame the prediction
   starts from (`yardsticks`): the head learns only what the last velocity does not explain.
 - `hold`: each categorical head adds a learned bonus (one scalar per head, starting at `HOLD`)
-  to the logit of the class the player is in now, so "nothing changes" is where it starts.
+  to the logit of the class the player is in now, so "nothing changes" is where it starts; and
+  the stock count is predicted as a change from the present count, in units of one stock
+  (`STOCK_UNIT`). Regressed as an absolute number from the hidden state, the published way, the
+  count missed by more than half a stock on 37 % of the smoke Mamba-2's validation frames
+  (issue 27), so a one-frame rollout lost or gained stocks in half its starts.
 
 With all three off, the heads are the published ones (the parameter counts are tested).
 """
@@ -31,6 +35,7 @@ from mmlib.worldmodel.encoding import GUARD, VOCAB
 
 FLOAT_TARGETS = ("continuous", "velocity", "dynamics")  # regression heads (MSE)
 HOLD = 5.0  # the hold bonus's start: the current class wins unless a logit differs by 5 nats
+STOCK_UNIT = encoding.SCALE["stocks"]  # under `hold`: one stock (the spread of its changes is ~0)
 MIN_STD = 1e-3  # a column that barely varies is not blown up (stored units)
 
 
@@ -50,6 +55,7 @@ class Heads(nn.Module):
         self.categorical = [n for n in sizes if n not in (*FLOAT_TARGETS, "binary")]
         if cfg.hold and self.categorical:
             self.hold = nn.Parameter(torch.full((len(self.categorical),), HOLD))
+        self.stock_columns = _stock_columns(cfg) if cfg.hold else []
 
     def forward(self, h, floats, ints):
         """h (..., width), and the frame each prediction starts from: floats (..., 2, F), ints
@@ -64,6 +70,17 @@ class Heads(nn.Module):
         if self.cfg.hold:
             for k, n in enumerate(self.categorical):
                 out[n] = out[n] + self.hold[k] * self.current(n, ints, out[n].dtype)
+            if self.stock_columns:
+                out["dynamics"] = out["dynamics"] + self.held_stocks(floats)
+        return out
+
+    def held_stocks(self, floats):
+        """What `hold` adds to the dynamics head: each player's present stock count (stored
+        units) in its stock column, 0 in the others. floats (..., 2, F) -> (..., n columns)."""
+        k = self.cfg.encoding.fi("stocks")
+        out = floats.new_zeros(*floats.shape[:-2], len(self.columns["dynamics"]))
+        for p, j in enumerate(self.stock_columns):
+            out[..., j] = floats[..., p, k]
         return out
 
     def reckoned(self, floats):
@@ -96,6 +113,16 @@ class Heads(nn.Module):
             getattr(self, f"{n}_std").copy_(std[n].clamp(min=MIN_STD))
 
 
+def _stock_columns(model_cfg) -> list[int]:
+    """Where the stock columns sit in this model's dynamics head (none: it has no stocks)."""
+    enc = model_cfg.encoding
+    if "stocks" not in enc.dynamics:  # v1
+        return []
+    cols = enc.head_columns(model_cfg.owns).get("dynamics") or []
+    stocks = [p * len(enc.dynamics) + enc.dynamics.index("stocks") for p in (0, 1)]
+    return [j for j, c in enumerate(cols) if c in stocks]
+
+
 def fit_scales(model_cfg, frames) -> tuple[dict, dict]:
     """Mean and unit (`model_cfg.scale`: std or mean absolute deviation) of each float head's
     target on the training frames, in two passes game by game (float64 sums: memory is one
@@ -115,6 +142,9 @@ def fit_scales(model_cfg, frames) -> tuple[dict, dict]:
             if model_cfg.residual:
                 reckoned = yardsticks.continuous_delta(tgt["prev_velocity"], tgt["prev_binary"])
                 tgt["continuous"] = tgt["continuous"] - reckoned
+            if model_cfg.hold and "dynamics" in heads:  # the change of the stock count
+                stocks = [p * len(enc.dynamics) + enc.dynamics.index("stocks") for p in (0, 1)]
+                tgt["dynamics"][..., stocks] -= tgt["prev_dynamics"][..., stocks]
             out = {}
             for n in heads:
                 y = tgt[n].flatten(0, 1).double()
@@ -135,6 +165,9 @@ def fit_scales(model_cfg, frames) -> tuple[dict, dict]:
     unit = {n: spread[n] / count for n in heads}
     if model_cfg.scale == "std":
         unit = {n: v.sqrt() for n, v in unit.items()}
+    if model_cfg.hold and "dynamics" in heads:
+        for j in _stock_columns(model_cfg):  # a death is one stock, not ~1000 spreads
+            mean["dynamics"][j], unit["dynamics"][j] = 0.0, STOCK_UNIT
     return {n: v.float() for n, v in mean.items()}, {n: v.float() for n, v in unit.items()}
 
 
