@@ -200,6 +200,21 @@ def test_a_resume_file_survives_edits_but_not_another_recipe(small_split, tmp_pa
 
 
 @needs_replays
+def test_a_step_budget_trains_exactly_that_many_steps_in_rounds(small_split, tmp_path):
+    """`steps` (matched budgets across architectures) replaces whole epochs: 6 steps in 2
+    rounds, whatever an epoch's size; a budget that does not split into rounds fails in a line."""
+    train_frames, val_frames = small_split
+    cfg = TrainConfig(epochs=2, steps=6, batch=64, clip=20, threads=1)
+    _, result = train.train(
+        TINY["mlp"], cfg, train_frames.game(0), val_frames, tmp_path, log=lambda _: None
+    )
+    assert result.step == 6 and [r["step"] for r in result.history.val] == [3, 6]
+    assert result.epoch_steps > 6  # an epoch of this game is longer: the budget decided
+    with pytest.raises(UsageError, match="multiple of epochs"):
+        TrainConfig(epochs=2, steps=7)
+
+
+@needs_replays
 def test_checkpoints_carry_their_config_and_bad_ones_fail_in_one_line(small_split, tmp_path):
     train_frames, val_frames = small_split
     cfg = TrainConfig(epochs=1, batch=64, clip=20, threads=1)

@@ -96,6 +96,7 @@ class TrainConfig:
     the engine runs `epochs` times an epoch's nominal count of batches (`train.steps_per_epoch`)."""
 
     epochs: int = 2
+    steps: int = 0  # a fixed budget of optimizer steps in `epochs` rounds (0: whole epochs)
     batch: int = 256  # clips per step
     lr: float = 1e-3
     weight_decay: float = 1e-5
@@ -109,6 +110,11 @@ class TrainConfig:
     threads: int = 2  # fixed, so a CPU run gives the same weights on any machine
 
     def __post_init__(self):
+        if self.steps < 0 or self.steps % max(self.epochs, 1):
+            raise UsageError(
+                f"world_model.steps ({self.steps}) must be 0 (whole epochs) or a multiple of "
+                f"epochs ({self.epochs}): the budget is split into that many rounds"
+            )
         for name in ("epochs", "batch", "clip"):
             if getattr(self, name) < 1:
                 raise UsageError(

@@ -56,7 +56,7 @@ def teacher_forced(model, frames: Frames, batch: int = 512) -> dict[str, np.ndar
     """Predictions and truths for every frame t >= K of every game in `frames`."""
     enc = frames.cfg
     k = enc.context
-    outs, tgts = [], []
+    outs, tgts, owner = [], [], []
     for g in range(len(frames.md5s)):
         game = frames.game(g)
         if not model.every_position:
@@ -66,14 +66,20 @@ def teacher_forced(model, frames: Frames, batch: int = 512) -> dict[str, np.ndar
                 out = model(f[:, :k], i[:, :k], s, encoding.next_ctrl(enc, f))
                 outs.append(out)
                 tgts.append({n: v[:, -1:] for n, v in encoding.targets(enc, f, i).items()})
+                owner.append(np.full(len(f), g))
         else:
             f, i, s = game.clip(np.array([0]), game.n_frames - enc.lead)
             out = model(f[:, : -enc.lead], i[:, : -enc.lead], s, encoding.next_ctrl(enc, f))
             keep = slice(k - 1, None)  # position p predicts frame p + 1: frames >= K
             outs.append({n: v[:, keep] for n, v in out.items()})
             tgts.append({n: v[:, keep] for n, v in encoding.targets(enc, f, i).items()})
+            owner.append(np.full(tgts[-1]["action"].shape[1], g))
     cat = lambda parts, n: torch.cat([p[n].flatten(0, 1) for p in parts]).numpy()  # noqa: E731
-    return {"out": {n: cat(outs, n) for n in outs[0]}, "tgt": {n: cat(tgts, n) for n in tgts[0]}}
+    return {
+        "out": {n: cat(outs, n) for n in outs[0]},
+        "tgt": {n: cat(tgts, n) for n in tgts[0]},
+        "game": np.concatenate(owner),  # each row's game (index into frames.md5s)
+    }
 
 
 def teacher_forced_metrics(pred: dict) -> dict:

@@ -150,8 +150,14 @@ class WorldModelTask:
         self.epoch_steps = steps_per_epoch(self.train_frames, self.width, self.tiled,
                                            self.cfg.batch)  # fmt: skip
 
+    @property
+    def round_steps(self) -> int:
+        """Steps between evaluations, each one step of the cosine: an epoch, or under a fixed
+        budget (`steps`, e.g. to match two architectures) `steps / epochs`."""
+        return max(1, self.cfg.steps // self.cfg.epochs) if self.cfg.steps else self.epoch_steps
+
     def schedule(self) -> engine.Schedule:
-        e = self.epoch_steps
+        e = self.round_steps
         return engine.Schedule(
             steps=self.cfg.epochs * e, eval_every=e, log_every=e, ckpt_every=e,
             grad_clip=self.cfg.grad_clip, precision=self.cfg.precision,
@@ -171,7 +177,7 @@ class WorldModelTask:
     def optimizer(self, model):
         opt = torch.optim.AdamW(model.parameters(), lr=self.cfg.lr,
                                 weight_decay=self.cfg.weight_decay)  # fmt: skip
-        epochs, e = self.cfg.epochs, self.epoch_steps
+        epochs, e = self.cfg.epochs, self.round_steps
         # cosine over the epochs, the rate held within one (CosineAnnealingLR stepped per epoch)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step // e, epochs) / epochs))
