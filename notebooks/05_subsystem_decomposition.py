@@ -24,7 +24,7 @@
 # `runs/decomposition`, and rolls them out; `mmlib.worldmodel.stage.run_decompose`):
 # `artifacts/decomposition/<subsystem>.pt` and `reports/decomposition/` `metrics.json`,
 # `table.md`, `rollout_curve.csv`.
-# **Outputs.** `reports/decomposition/`: `horizon.png`, `confusion.png`.
+# **Outputs.** `reports/decomposition/`: `horizon.png`, `oracle_horizon.png`, `confusion.png`.
 # **Note.** `research-notes/2026-11-22-subsystem-decomposition.md`.
 
 # %% tags=["parameters"]
@@ -53,11 +53,21 @@ print(f"encoding {enc.version}, contract {enc.contract}, K = {enc.context}; "
       f"validation: {data['val_games']} games, {data['val_frames']:,} frames")  # fmt: skip
 
 # %% [markdown]
-# ## How much data
-# The world models' split: 11 usable games, 8 to train on (about 32K frames) and 3 to validate
-# on (about 16K frames, so a few hundred hit onsets and a few thousand action changes). The
-# published models saw 2,000 to 22,000 games. Differences of a few points between models here
-# are within what another split or seed would move; the note says which are not.
+# ## How much data, and how sure
+# The world models' split (stage `world_model`); the published models saw 2,000 to 22,000 games.
+# Frames of one game are not independent (one matchup, one stage, one pair of players), so every
+# teacher-forced headline below comes with a 95 % interval from resampling whole validation games
+# (`mmlib.worldmodel.intervals`), and two predictors are compared on the same resamples (a paired
+# difference). Below the minimum number of games the intervals are shown but no verdict is called.
+
+# %%
+boot = metrics["bootstrap"]
+too_few = "**too few here: no verdict is called** (`too few games`, unless not measurable)."
+Markdown(
+    f"{data['val_games']} validation games ({data['val_frames']:,} frames), {boot['n_boot']} "
+    f"resamples (seed {boot['seed']}); a verdict needs at least {boot['min_games']} games: "
+    + ("enough here." if data["val_games"] >= boot["min_games"] else too_few)
+)
 
 # %% [markdown]
 # ## The five subsystems, as code
@@ -93,13 +103,15 @@ pd.DataFrame(
 # %% [markdown]
 # ## Step 1 · Inside the monoliths
 # The trained world models (stage `world_model`), teacher-forced on every validation frame from
-# the K-th on, scored per subsystem; copy-last-frame beside them. A monolith's guard state is the
-# one its predicted action implies.
+# the K-th on, scored per subsystem, with the two yardsticks beside them: copy-last-frame and dead
+# reckoning (the last velocity carried forward; it differs from copy-last-frame only in
+# movement). A monolith's guard state is the one its predicted action implies. Each cell: the
+# headline and its interval.
 
 
 # %%
 def headlines(who: str) -> dict:
-    return {s.name: figures[s.name]["teacher_forced"][who][s.headline] for s in sub.SUBSYSTEMS}
+    return {s.name: stage.with_interval(figures[s.name]["intervals"][who]) for s in sub.SUBSYSTEMS}
 
 
 pd.DataFrame(
@@ -122,47 +134,87 @@ pd.DataFrame(
         s.name: {
             "parameters": figures[s.name]["standalone_parameters"],
             "owns": len(figures[s.name]["owns"]),
-            s.headline: figures[s.name]["teacher_forced"]["standalone"][s.headline],
+            s.headline: stage.with_interval(figures[s.name]["intervals"]["standalone"]),
         }
         for s in sub.SUBSYSTEMS
     }  # fmt: skip
 ).T
 
 # %% [markdown]
-# ## Rollouts: monoliths, each subsystem alone, and the five recomposed
-# From the same seeded starts (K real frames each), 200 frames fed the replay's controllers.
-# - a **monolith** predicts every field from its own frames;
-# - a **standalone** model predicts only its fields; every other field is read from the replay
-#   (the subsystem alone in a true world: the most it could do as a component);
-# - **recomposed**: the five standalone models run as one simulator. Each reads the merged frame,
-#   predicts its own fields, and a fixed rule assembles the next frame (`rollout.merge`: each
-#   field from its owner, then the monolith's reconstruction and clamps). Its guard state is the
-#   shield-and-grab model's own.
+# ## Does a subsystem decompose?
+# A standalone model **decomposes** its subsystem when it beats the better of the two yardsticks
+# on the headline: the paired difference (standalone minus yardstick) has an interval clear of 0
+# on the good side. Matching the monolith is not enough: a standalone as good as a monolith that
+# itself loses to copy-last-frame has only shown that two weak models are equally weak. The
+# verdict reads
+# - `yes`: it beats the better yardstick; `no`: it ties or loses;
+# - `not measurable here`: the headline is undefined (no frames to score) or the same for every
+#   model and both yardsticks (an onset F1 of 0 all round says nothing about who learned more);
+# - `too few games`: fewer validation games than the minimum above.
+#
+# Beside it, reported but not the criterion: the standalone model against the Mamba-2 monolith
+# (same architecture, same rows, so paired), and the monolith against the better yardstick.
 
 # %%
-horizons = metrics["horizons"]
-pd.DataFrame(
-    {(s.name, who): v for s in sub.SUBSYSTEMS for who, v in figures[s.name]["rollout"].items()}
-).T
+stage.verdict_table(metrics)
+
+# %%
+said = {}
+for s in sub.SUBSYSTEMS:
+    said.setdefault(figures[s.name]["decomposes"], []).append(s.name)
+Markdown("\n".join(f"- **{verdict}**: {', '.join(names)}" for verdict, names in said.items()))
 
 # %% [markdown]
-# Error against horizon, per subsystem. Solid lines are models; grey, the yardsticks
-# (copy-last-frame dashed, dead reckoning dotted: it differs only in position).
+# ## Rollouts: free-running, and each subsystem alone
+# From the same seeded starts (K real frames each), fed the replay's controllers. Two different
+# questions, so two tables:
+# - **free-running**: every field is predicted. A **monolith** predicts every field from its own
+#   frames; **recomposed**, the five standalone models run as one simulator: each reads the merged
+#   frame, predicts its own fields, and a fixed rule assembles the next frame (`rollout.merge`:
+#   each field from its owner, then the monolith's reconstruction and clamps). Its guard state is
+#   the shield-and-grab model's own.
+# - **oracle mode**: a standalone model predicts only its fields; every other field is read from
+#   the replay (the subsystem alone in a true world: the most it could do as a component). It is
+#   not comparable with the free-running rows, whose errors compound across subsystems; the
+#   yardsticks are repeated beside it for reference.
+
+# %%
+stage.rollout_table(metrics, "free_running")
+
+# %%
+stage.rollout_table(metrics, "oracle")
+
+# %% [markdown]
+# Error against horizon, per subsystem, free-running and then in oracle mode. Solid lines are
+# models; grey, the yardsticks (copy-last-frame dashed, dead reckoning dotted: it differs only in
+# position).
 
 # %%
 curve = pd.read_csv(out / "rollout_curve.csv")
-who = list(figures[sub.SUBSYSTEMS[0].name]["rollout"])  # models first, then the yardsticks
-curves = {
-    w: {s.rollout: curve[f"{w}_{s.name}".replace(" ", "_")] for s in sub.SUBSYSTEMS
-        if f"{w}_{s.name}".replace(" ", "_") in curve}
-    for w in who
-}  # fmt: skip
 panels = [(s.rollout, f"{s.name}\n{s.rollout_label}") for s in sub.SUBSYSTEMS]
-title = f"Rollouts per subsystem ({metrics['rollout_starts']} starts, 3 validation games)"
-fig = report.horizon_curves(curves, title, panels)
-fig.savefig(out / "horizon.png")
-plt.close(fig)
+
+
+def curves_of(who: list[str]) -> dict:
+    """{predictor: {rollout metric: per-step curve}} from `rollout_curve.csv`."""
+    column = lambda w, s: f"{w}_{s.name}".replace(" ", "_")  # noqa: E731
+    return {w: {s.rollout: curve[column(w, s)] for s in sub.SUBSYSTEMS if column(w, s) in curve}
+            for w in who}  # fmt: skip
+
+
+free = stage.in_order(figures[sub.SUBSYSTEMS[0].name]["rollout"]["free_running"])
+oracle = ["standalone oracle", "copy last frame", "dead reckoning"]
+starts = f"{metrics['rollout_starts']} starts, {data['val_games']} validation games"
+for who, name, title in (
+    (free, "horizon.png", f"Free-running rollouts per subsystem ({starts})"),
+    (oracle, "oracle_horizon.png", f"Each subsystem alone, the rest from the replay ({starts})"),
+):
+    fig = report.horizon_curves(curves_of(who), title, panels)
+    fig.savefig(out / name)
+    plt.close(fig)
 Image(str(out / "horizon.png"))
+
+# %%
+Image(str(out / "oracle_horizon.png"))
 
 # %% [markdown]
 # ## Action transitions by category
@@ -180,14 +232,11 @@ Image(str(out / "confusion.png"))
 
 # %% [markdown]
 # ## The table
-# Headline metric teacher-forced (the recomposed simulator's equals the standalone's there: each
-# field comes from the same model), the rollout metric at each horizon, parameters and matmul
-# FLOPs per simulated frame (batch 1; measured CPU throughput is in
-# `benchmarks/wm_subsystems.py` and the note, since timings never enter a cached output).
-# "Decomposes": the standalone headline is as good as the Mamba-2 monolith's or within `margin`
-# of it (a score also within `margin` on its complement; `subsystems.decomposes`). Beside it,
-# whether each beats copy-last-frame: a subsystem that decomposes but loses to the yardstick has
-# only shown that two weak models are equally weak.
+# `table.md`, as the stage wrote it: the teacher-forced headlines with their intervals (the
+# recomposed simulator's equals the standalone's there: each field comes from the same model),
+# the verdicts, both rollout tables, and parameters and matmul FLOPs per simulated frame (batch 1;
+# measured CPU throughput is in `benchmarks/wm_subsystems.py` and the note, since timings never
+# enter a cached output).
 
 # %%
 Markdown(stage.decompose_tables(metrics))

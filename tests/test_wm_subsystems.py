@@ -1,7 +1,8 @@
 """Subsystem decomposition: the five subsystems partition the predicted fields, their events mean
-on real replays what they claim, perfect predictions score perfectly, and subsystem models train,
-run alone in a true world (every field they do not own read from the replay) and recompose into
-a whole frame."""
+on real replays what they claim, perfect predictions score perfectly, each headline over resampled
+games matches the metrics on the resample's rows, the verdict says no (or not measurable, or too
+few games) when it should, and subsystem models train, run alone in a true world (every field
+they do not own read from the replay) and recompose into a whole frame."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ from conftest import needs_replays
 
 from mmlib.data import store
 from mmlib.errors import UsageError
-from mmlib.worldmodel import data, encoding, evaluate, models, rollout, train
+from mmlib.worldmodel import (
+    data,
+    decomposition,
+    encoding,
+    evaluate,
+    intervals,
+    models,
+    rollout,
+    train,
+)
 from mmlib.worldmodel import subsystems as sub
 from mmlib.worldmodel.config import ModelConfig, TrainConfig
 from mmlib.worldmodel.encoding import SCALE, EncodingConfig
@@ -135,23 +145,150 @@ def test_perfect_predictions_score_perfectly_and_copy_last_frame_does_not(small_
     assert copy["movement"]["position_mae"] > 0.1
 
 
-@pytest.mark.parametrize(
-    "higher, standalone, monolith, expected",
-    [
-        (False, 1.05, 1.0, True),  # an error 5% worse
-        (False, 1.2, 1.0, False),
-        (False, 0.5, 1.0, True),  # better
-        (True, 0.95, 0.9, True),
-        (True, 0.84, 0.9, False),  # a score near 1: 60% more misses
-        (True, 0.08, 0.104, False),  # a score near 0: 23% less of it
-        (True, 0.036, 0.016, True),
-    ],
-)
-def test_decomposes_is_a_margin_on_the_figure_and_its_complement(
-    higher, standalone, monolith, expected
-):
-    s = next(s for s in sub.SUBSYSTEMS if s.higher_is_better == higher)
-    assert sub.decomposes(s, standalone, monolith, 0.1) is expected
+def _replay(n_games: int, rows: int = 120, seed: int = 0) -> tuple[dict, dict, np.ndarray]:
+    """Synthetic decoded frames of `n_games` games: the truth and the frame before (also
+    copy-last-frame's prediction), every field of every subsystem (N, 2), and each row's game.
+    Hitlag starts at 8 and counts down, percent rises on some frames, actions and guard states
+    hold for a while."""
+    rng = np.random.default_rng(seed)
+    n = n_games * rows
+    hitlag = np.zeros((n + 1, 2))
+    action, guard = np.zeros((n + 1, 2), int), np.zeros((n + 1, 2), int)
+    for r in range(1, n + 1):
+        hitlag[r] = np.where(rng.random(2) < 0.04, 8.0, np.maximum(hitlag[r - 1] - 1, 0))
+        action[r] = np.where(rng.random(2) < 0.1, rng.integers(0, 30, 2), action[r - 1])
+        guard[r] = np.where(rng.random(2) < 0.05, rng.choice([0, 1, 3, 4], 2), guard[r - 1])
+    guard[1:6] = 2  # a shield break, in the first game only: most resamples have 4 states
+    true = {f: rng.normal(size=(n, 2)) for f in ("x", "y", *VELOCITIES, "shield")}
+    true["percent"] = np.where(rng.random((n, 2)) < 0.05, rng.integers(1, 20, (n, 2)), 0.0)
+    true["stocks"] = np.full((n, 2), 4.0)
+    for name, share in (("facing", 0.5), ("on_ground", 0.7), ("invulnerable", 0.1)):
+        true[name] = rng.random((n, 2)) < share
+    true["jumps"] = rng.integers(0, 3, (n, 2))
+    true |= {"hitlag": hitlag[1:], "action": action[1:], "guard": guard[1:]}
+    prev = true | {f: np.zeros((n, 2)) for f in ("x", "y", *VELOCITIES, "shield", "percent")}
+    prev |= {"hitlag": hitlag[:-1], "action": action[:-1], "guard": guard[:-1]}  # no delta
+    return true, prev, np.repeat(np.arange(n_games), rows)
+
+
+VELOCITIES = ("speed_air_x", "speed_y", "speed_ground_x", "speed_attack_x", "speed_attack_y")
+
+
+def _noisy(true: dict, scale: float, seed: int) -> dict:
+    """A prediction: the truth with Gaussian noise on the float fields."""
+    rng = np.random.default_rng(seed)
+    return {k: v + rng.normal(0, scale, v.shape) if v.dtype == float else v
+            for k, v in true.items()}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", [s.name for s in sub.SUBSYSTEMS])
+def test_headline_sums_match_the_metrics_on_each_resample_of_whole_games(name):
+    """The fast path (per-game sums, one matrix product) against `subsystem_metrics` rerun on the
+    rows of each resample (`intervals.rows`): a game drawn twice counts twice."""
+    s = sub.BY_NAME[name]
+    true, prev, game = _replay(6, rows=80)
+    rng = np.random.default_rng(1)
+    guess = _noisy(true, 0.5, 2)
+    for k, n_classes in (("action", 30), ("guard", 5)):  # right on about half the frames
+        guess[k] = np.where(rng.random(true[k].shape) < 0.5, true[k], rng.integers(0, n_classes))
+    guess["hitlag"] = np.where(rng.random(true["hitlag"].shape) < 0.1, 8.0, true["hitlag"])
+    w = intervals.weights(6, n_boot=40, seed=3)
+    value, draws = decomposition.headline_draws(s, guess, true, prev, game, w)
+
+    def reference(idx):
+        pick = lambda d: {k: v[idx] for k, v in d.items()}  # noqa: E731
+        return sub.subsystem_metrics(name, pick(guess), pick(true), pick(prev))[s.headline]
+
+    assert value == pytest.approx(reference(np.arange(len(game))), rel=1e-3)
+    assert draws == pytest.approx(intervals.resampled(reference, w, game), rel=1e-3)
+    assert np.ptp(draws) > 0  # the resamples differ
+
+
+def _judge(name: str, guesses: dict, true: dict, prev: dict, game: np.ndarray) -> dict:
+    s, n_games = sub.BY_NAME[name], int(game.max()) + 1
+    w = intervals.weights(n_games, n_boot=500, seed=0)
+    draws = {who: decomposition.headline_draws(s, g, true, prev, game, w)
+             for who, g in guesses.items()}  # fmt: skip
+    return decomposition.judge(s, draws, n_games)
+
+
+def _movers(true: dict, prev: dict) -> dict:
+    """Positions off by noise of 0.1 (standalone), 0.3 (monolith) and 0.5 (dead reckoning);
+    copy-last-frame's, by the whole move (~0.8)."""
+    return {"mamba2_monolith": _noisy(true, 0.3, 1), "standalone": _noisy(true, 0.1, 2),
+            "copy_last_frame": prev, "dead_reckoning": _noisy(true, 0.5, 3)}  # fmt: skip
+
+
+def test_a_standalone_model_that_beats_both_yardsticks_decomposes():
+    true, prev, game = _replay(12)
+    v = _judge("movement", _movers(true, prev), true, prev, game)
+    assert v["yardstick"] == "dead_reckoning"  # the better one
+    assert v["decomposes"] == "yes"
+    assert v["standalone_vs_mamba2_monolith"] == "beats"
+    assert v["mamba2_monolith_vs_yardstick"] == "beats"
+    diff = v["differences"]["standalone_vs_yardstick"]
+    assert diff["lo"] <= diff["value"] <= diff["hi"] < 0  # a lower error
+    figures = v["intervals"]
+    assert figures["standalone"]["hi"] < figures["dead_reckoning"]["lo"]
+
+
+def test_three_validation_games_get_intervals_but_no_verdict():
+    true, prev, game = _replay(3, rows=480)  # as many frames as 12 games above
+    v = _judge("movement", _movers(true, prev), true, prev, game)
+    assert v["decomposes"] == intervals.TOO_FEW
+    assert (
+        v["standalone_vs_mamba2_monolith"] == v["mamba2_monolith_vs_yardstick"] == intervals.TOO_FEW
+    )
+    assert v["differences"]["standalone_vs_yardstick"]["hi"] < 0  # what used to be called a win
+    assert v["yardstick"] == "dead_reckoning" and v["intervals"]["standalone"]["lo"] is not None
+
+
+def test_a_standalone_model_that_loses_to_copy_last_frame_does_not_decompose():
+    """Guard states hold for ~20 frames: copy-last-frame misses only the changes; a standalone
+    right on 80 % of frames loses to it, however it compares with the monolith."""
+    true, prev, game = _replay(12)
+    rng = np.random.default_rng(4)
+
+    def right_on(share):
+        guess = dict(true)
+        wrong = rng.random(true["guard"].shape) > share
+        guess["guard"] = np.where(wrong, (true["guard"] + 1) % 5, true["guard"])
+        return guess
+
+    guesses = {"mamba2_monolith": right_on(0.6), "standalone": right_on(0.8),
+               "copy_last_frame": prev, "dead_reckoning": prev}  # fmt: skip
+    v = _judge("shield_grab", guesses, true, prev, game)
+    assert v["yardstick"] == "copy_last_frame"
+    assert v["decomposes"] == "no"
+    assert v["standalone_vs_mamba2_monolith"] == "beats"  # not the criterion
+    assert v["mamba2_monolith_vs_yardstick"] == "loses"
+    assert v["differences"]["standalone_vs_yardstick"]["hi"] < 0
+    # as good as copy-last-frame, frame for frame: a tie, and no
+    tie = _judge("shield_grab", guesses | {"standalone": prev}, true, prev, game)
+    assert tie["differences"]["standalone_vs_yardstick"] == {"value": 0, "lo": 0, "hi": 0}
+    assert tie["decomposes"] == "no"
+
+
+def test_a_headline_that_is_the_same_for_all_or_undefined_is_not_measurable_here():
+    """No model predicts a hit onset, and copy-last-frame never does: an F1 of 0 all round."""
+    true, prev, game = _replay(12)
+    assert sub.hit_onset(true["hitlag"], prev["hitlag"]).sum() > 50  # there are onsets to find
+    never = dict(true, hitlag=np.zeros_like(true["hitlag"]))
+    guesses = {"mamba2_monolith": never, "standalone": never, "copy_last_frame": prev,
+               "dead_reckoning": prev}  # fmt: skip
+    v = _judge("hit_detection", guesses, true, prev, game)
+    assert v["intervals"]["standalone"] == {"value": 0, "lo": 0, "hi": 0}
+    assert v["decomposes"] == decomposition.NOT_MEASURABLE
+    assert v["standalone_vs_mamba2_monolith"] == decomposition.NOT_MEASURABLE
+    # one model that finds some onsets makes it measurable (and the standalone then loses)
+    some = _judge("hit_detection", guesses | {"mamba2_monolith": true}, true, prev, game)
+    assert some["decomposes"] == "no" and some["standalone_vs_mamba2_monolith"] == "loses"
+    # no damage frame in the validation games: the damage MAE is undefined
+    calm = dict(true, percent=np.zeros_like(true["percent"]))
+    guesses = {who: calm for who in ("mamba2_monolith", "standalone", "dead_reckoning")}
+    v = _judge("damage_knockback", guesses | {"copy_last_frame": prev}, calm, prev, game)
+    assert v["intervals"]["standalone"]["value"] is None
+    assert v["decomposes"] == decomposition.NOT_MEASURABLE
 
 
 @needs_replays

@@ -175,8 +175,7 @@ def _decompose(args: argparse.Namespace) -> int:
 
     paths = stage.DecomposePaths(args.frames, args.monoliths, args.models, args.reports, args.runs)
     m = stage.run_decompose(args.params, paths, log=tqdm.write, progress=not args.quiet)
-    verdicts = ", ".join(f"{k} {'yes' if v['decomposes'] else 'no'}"
-                         for k, v in m["subsystems"].items())  # fmt: skip
+    verdicts = ", ".join(f"{k} {v['decomposes']}" for k, v in m["subsystems"].items())
     print(f"decomposes: {verdicts} -> {args.reports}")
     return 0
 

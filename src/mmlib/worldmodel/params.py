@@ -51,7 +51,7 @@ def decompose_recipe(params_file):
     for s in SUBSYSTEMS:
         if not s.owns(encoding):  # empty `owns` would mean a whole world model
             raise UsageError(f"{s.name} owns no field of encoding {encoding.version}; use v2+")
-    run = {k: v for k, v in section.items() if k in ("epochs", "batch", "clip", "lr")}
+    run = {k: v for k, v in section.items() if k in ("epochs", "steps", "batch", "clip", "lr")}
     shared = {k: world[k] for k in ("float_loss",) if k in world}  # the monoliths' loss
     train_cfg = TrainConfig.from_params(
         shared | run | {"seed": section["seed"], "threads": settings["threads"]}
@@ -62,5 +62,5 @@ def decompose_recipe(params_file):
                        **model)
         for s in SUBSYSTEMS
     }  # fmt: skip
-    keep = ("margin", "horizons", "monoliths")
+    keep = ("seed", "horizons", "monoliths")  # seed: the bootstrap's too
     return models, train_cfg, settings | {k: section[k] for k in keep}

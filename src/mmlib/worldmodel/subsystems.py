@@ -23,6 +23,9 @@ Definitions of the events the metrics use (per player and frame, from the replay
 
 v2 holds no hitstun, combo or last_attack_landed column (hitstun is in no published encoding):
 the damage subsystem's combo and the hit subsystem's last_attack join under v2.1 only.
+
+Whether a standalone model decomposes its subsystem (beats the yardsticks, with intervals over
+resampled games) is `decomposition`'s.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from mmlib.worldmodel.encoding import GUARD, GUARD_STATES, SCALE, EncodingConfig
 from mmlib.worldmodel.evaluate import replay_and_copy, sig
 from mmlib.worldmodel.losses import per_player
 
+YARDSTICKS = ("copy_last_frame", "dead_reckoning")
 ONSET_HITLAG = 0.5  # hitlag counts whole frames: a prediction that rounds to >= 1 is in hitlag
 
 
@@ -298,46 +302,36 @@ def subsystem_metrics(name: str, pred: dict, true: dict, prev: dict) -> dict:
     return {k: sig(v) if isinstance(v, float) else v for k, v in m.items()}
 
 
-def teacher_forced_metrics(enc: EncodingConfig, pred: dict, owns: tuple[str, ...] = ()) -> dict:
-    """Per subsystem, the figures of a model (`owns`: the fields it predicts, empty for a
-    monolith, whose guard is its action's) and of copy-last-frame, from `evaluate.teacher_forced`
-    output. Subsystems the model owns no field of are left out."""
+def decoded(enc: EncodingConfig, pred: dict, owns: tuple[str, ...] = ()) -> dict[str, dict]:
+    """Field -> (N, 2) values of `evaluate.teacher_forced` output: the model's ("model"; `owns`:
+    the fields it predicts, empty for a monolith, whose guard is its action's), the truth
+    ("true"), and the yardsticks' ("copy_last_frame": the frame before; "dead_reckoning" where
+    velocities are recorded)."""
     tgt = pred["tgt"]
-    heads = expand(enc, owns, pred["out"]) if owns else pred["out"]
-    guess = decode(enc, heads)
+    guess = decode(enc, expand(enc, owns, pred["out"]) if owns else pred["out"])
     if "guard" not in guess and "action" in guess:
         guess["guard"] = GUARD.numpy()[guess["action"]]
-    true, prev = decode(enc, tgt, truth=True), previous(enc, tgt)
+    out = {"model": guess, "true": decode(enc, tgt, truth=True)}
+    out["copy_last_frame"] = previous(enc, tgt)
+    if "prev_velocity" in tgt:  # only movement differs from copy-last-frame
+        out["dead_reckoning"] = previous(enc, tgt, reckon=True)
+    return out
+
+
+def teacher_forced_metrics(enc: EncodingConfig, pred: dict, owns: tuple[str, ...] = ()) -> dict:
+    """Per subsystem, the figures of a model (`owns` as in `decoded`) and of the yardsticks, from
+    `evaluate.teacher_forced` output. Subsystems the model owns no field of are left out."""
+    d = decoded(enc, pred, owns)
+    guess, true, prev = d["model"], d["true"], d["copy_last_frame"]
     out = {}
     for sub in SUBSYSTEMS:
         fields = sub.owns(enc)
         if all(f in guess for f in fields) and (not owns or set(fields) <= set(owns)):
             out[sub.name] = subsystem_metrics(sub.name, guess, true, prev)
-    out["copy_last_frame"] = {
-        s.name: subsystem_metrics(s.name, prev, true, prev) for s in SUBSYSTEMS
-    }
-    if "prev_velocity" in tgt:  # only movement differs from copy-last-frame
-        reckoned = previous(enc, tgt, reckon=True)
-        out["dead_reckoning"] = {
-            s.name: subsystem_metrics(s.name, reckoned, true, prev) for s in SUBSYSTEMS
-        }
+    for who in YARDSTICKS:
+        if who in d:
+            out[who] = {s.name: subsystem_metrics(s.name, d[who], true, prev) for s in SUBSYSTEMS}
     return out
-
-
-def better(sub: Subsystem, a: float, b: float) -> bool:
-    """Whether headline figure a is strictly better than b."""
-    return a > b if sub.higher_is_better else a < b
-
-
-def decomposes(sub: Subsystem, standalone: float, monolith: float, margin: float) -> bool:
-    """The standalone headline is as good as the monolith's, or worse by at most `margin` of it;
-    a score in [0, 1] must also be within `margin` on its complement (1 - score), so that
-    neither a score near 0 nor one near 1 hides a gap."""
-    if not better(sub, monolith, standalone):
-        return True
-    if not sub.higher_is_better:
-        return standalone <= monolith * (1 + margin)
-    return standalone >= monolith * (1 - margin) and 1 - standalone <= (1 - monolith) * (1 + margin)
 
 
 # --- rollouts ------------------------------------------------------------------------------
