@@ -60,9 +60,9 @@ print(f"train: {data['train_games']} games, {data['train_frames']:,} frames; "
 # %% [markdown]
 # ## How much data
 # Two-player games whose replays record every encoded field (Slippi 3.8 and later) and have at
-# least 5 s of play: 11 of the 42 games, about 49K frames in all. The published models trained
-# on 2,000 to 22,000 games (SPEC 6.4): four orders of magnitude more. These figures test the
-# pipeline end to end and set a floor; they are not a measure of what these architectures can do.
+# least 5 s of play (the counts are printed above). The published models trained on 2,000 to
+# 22,000 games (SPEC 6.4): one to four orders of magnitude more than these profiles hold, so
+# these figures set a floor; they are not a measure of what these architectures can do.
 
 # %% [markdown]
 # ## Training
@@ -99,15 +99,32 @@ pd.DataFrame(
     }
 ).T
 
+# %% [markdown]
+# The same in the published definitions (player 0's action and change accuracy, per-axis
+# position MAE, damage MAE, and our stocks accuracy: a stock count within half a stock), each
+# with a 95 % interval over the validation games, and the model's paired difference from the
+# better yardstick (a verdict only on 10 games or more: an interval holding 0 is a tie).
+
+# %%
+published = metrics["published_definitions"]["teacher_forced"]
+cell = lambda f: f"{f['value']:.4g} [{f['lo']:.4g}, {f['hi']:.4g}]"  # noqa: E731
+pd.DataFrame(
+    {who.replace("_", " "): {k: cell(v) for k, v in published[who].items()}
+     for who in ("model", "copy_last_frame", "dead_reckoning")}
+    | {"model - better yardstick": {k: f"{cell(v)} {v['verdict']} ({v['yardstick']})"
+                                    for k, v in published["model_vs_yardstick"].items()}}
+).T  # fmt: skip
+
 # %%
 pd.DataFrame(tf["category_acc"]).T
 
 # %% [markdown]
 # ## Rollouts
 # Seeded with K real frames at `rollout_starts` seeded points of the validation games, then fed
-# only its own frames and the replay's controller inputs, with the physical clamps. Position
-# error is Euclidean (game units) averaged over both players; stocks agree when they round to
-# the replay's.
+# only its own frames and the replay's controller inputs, with the physical clamps; a stock
+# count stays whole and falls only on entering a DEAD_* action (`rollout.whole_stocks`).
+# Position error is Euclidean (game units) averaged over both players; stocks agree when both
+# players' counts equal the replay's.
 
 # %%
 roll = metrics["rollout"]
@@ -118,6 +135,20 @@ pd.DataFrame(
         for h, figures in roll[who].items()
     }  # fmt: skip
 ).T
+
+# %% [markdown]
+# Rollout coherence as AWM published it: 300 seeded starts, 20 steps, the per-axis position
+# error of both players averaged over the steps (RC), and over the first 5 and 10; all stages,
+# then the Final Destination starts alone (the published RC used FD games only).
+
+# %%
+rc = metrics["published_definitions"]["rollout_coherence"]
+pd.DataFrame(
+    {f"{who.replace('_', ' ')}, {subset} ({rc[subset]['starts']} starts)":
+     {k: cell(v) for k, v in rc[subset][who].items()}
+     for subset in ("all", "final_destination") if rc[subset]["starts"]
+     for who in ("model", "copy_last_frame", "dead_reckoning")}
+).T  # fmt: skip
 
 # %%
 curve = pd.read_csv(out / "rollout_curve.csv")

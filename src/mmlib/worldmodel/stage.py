@@ -22,7 +22,16 @@ import torch
 
 from mmlib.atomic import write_json, write_text
 from mmlib.engine import curve_csv
-from mmlib.worldmodel import evaluate, frame_store, models, rollout, train
+from mmlib.worldmodel import (
+    decomposition,
+    evaluate,
+    figures,
+    frame_store,
+    intervals,
+    models,
+    rollout,
+    train,
+)
 from mmlib.worldmodel import subsystems as sub
 from mmlib.worldmodel.losses import per_player
 from mmlib.worldmodel.params import decompose_recipe, recipe
@@ -94,7 +103,12 @@ def run_arch(arch: str, params: Path = Path("params.yaml"), paths: Paths = Paths
     _curves(out, result)
 
     torch.set_num_threads(train_cfg.threads)
-    tf = evaluate.teacher_forced_metrics(evaluate.teacher_forced(model, val_frames))
+    pred = evaluate.teacher_forced(model, val_frames)
+    tf = evaluate.teacher_forced_metrics(pred)
+    published = {  # the published definitions, with intervals over the validation games
+        "teacher_forced": figures.teacher_forced(enc, pred, len(val_frames.md5s)),
+        "rollout_coherence": figures.rollout_coherence(model, val_frames),
+    }
     roll, (starts, _, _, errors) = evaluate.rollout_metrics(
         model, val_frames, settings["rollout_starts"], settings["rollout_seed"]
     )
@@ -112,6 +126,7 @@ def run_arch(arch: str, params: Path = Path("params.yaml"), paths: Paths = Paths
         "best_epoch": evaluate.sig(result.history.best_step / result.epoch_steps),
         "val_loss": evaluate.sig(result.history.best_loss),
         "teacher_forced": tf,
+        "published_definitions": published,
         "rollout": roll,
         "trajectory_start": int(starts[median]),
     }
@@ -140,7 +155,10 @@ def compare_table(archs: list[str], reports: Path = Paths().reports) -> pd.DataF
         rows[who.replace("_", " ")] = row("0", first["teacher_forced"][who], first["rollout"][who])
     table = pd.DataFrame(rows).T
     (Path(reports) / "compare").mkdir(parents=True, exist_ok=True)
-    write_text(Path(reports) / "compare" / "table.md", table.to_markdown() + "\n")
+    write_text(
+        Path(reports) / "compare" / "table.md",
+        table.to_markdown() + "\n\n" + figures.published_tables(metrics),
+    )
     return table
 
 
@@ -162,47 +180,115 @@ def transition_counts(pred: dict) -> np.ndarray:
     return np.bincount(t * n + g, minlength=n * n).reshape(n, n)
 
 
-def _headlines(figures: dict) -> dict:
-    return {s.name: figures[s.name][s.headline] for s in sub.SUBSYSTEMS if s.name in figures}
+PAIRED = "mamba2"  # the standalone models' architecture: it predicts the same rows, so its
+# headline, theirs and the yardsticks' are paired on each resample of games
+VERDICTS = ("decomposes", f"standalone_vs_{PAIRED}_monolith", f"{PAIRED}_monolith_vs_yardstick")
+
+
+def _row_games(pred: dict, frames) -> np.ndarray:
+    """Each teacher-forced row's validation game, 0 .. G - 1 (`evaluate.teacher_forced`)."""
+    game = np.asarray(pred["game"])
+    if len(game) != len(pred["tgt"]["action"]) or game.max(initial=0) >= len(frames.md5s):
+        raise ValueError(f"{len(game)} row games for {len(pred['tgt']['action'])} rows")
+    return game
+
+
+def _headline_draws(enc, predictions: dict, owns: dict, monoliths: list, frames,
+                    w: np.ndarray) -> dict:  # fmt: skip
+    """{subsystem: {who: (headline, (n_boot,))}} over the resamples w: each monolith on its own
+    rows, the standalone models and the yardsticks on the Mamba-2's (the same rows: paired)."""
+    games = {who: _row_games(p, frames) for who, p in predictions.items()}
+    for name in owns:
+        if not np.array_equal(games[name], games[PAIRED]):
+            raise AssertionError(f"the {name} model scored other rows than the {PAIRED}")
+    d = {who: sub.decoded(enc, p, owns.get(who, ())) for who, p in predictions.items()}
+    out = {}
+    for s in sub.SUBSYSTEMS:
+        who = {f"{a}_monolith": (d[a]["model"], a) for a in monoliths}
+        who["standalone"] = (d[s.name]["model"], s.name)
+        who |= {y: (d[PAIRED][y], PAIRED) for y in sub.YARDSTICKS if y in d[PAIRED]}
+        out[s.name] = {
+            k: decomposition.headline_draws(s, guess, d[rows]["true"],
+                                            d[rows]["copy_last_frame"], games[rows], w)
+            for k, (guess, rows) in who.items()
+        }  # fmt: skip
+    return out
+
+
+def in_order(who) -> list[str]:
+    """Predictors in reading order: the models as given, then the yardsticks (metrics.json sorts
+    its keys)."""
+    yard = [w for w in who if w.replace(" ", "_") in sub.YARDSTICKS]
+    return [w for w in who if w not in yard] + sorted(yard)
+
+
+def with_interval(f: dict) -> str:
+    """A figure and its interval: `0.2689 [0.251, 0.288]`."""
+    return "n/a" if f["value"] is None else f"{f['value']:.4g} [{f['lo']:.3g}, {f['hi']:.3g}]"
+
+
+def headline_table(metrics: dict) -> pd.DataFrame:
+    """Per subsystem, each predictor's teacher-forced headline with its interval."""
+    return pd.DataFrame({
+        s.name: {"headline": s.headline + (" (higher is better)" if s.higher_is_better else "")}
+        | {who.replace("_", " "): with_interval(cells[who]) for who in in_order(cells)}
+        for s, cells in ((s, metrics["subsystems"][s.name]["intervals"]) for s in sub.SUBSYSTEMS)
+    }).T  # fmt: skip
+
+
+def verdict_table(metrics: dict) -> pd.DataFrame:
+    """Per subsystem: the better yardstick, and each paired difference with its verdict."""
+    mono, rows = f"{PAIRED}_monolith", {}
+    for s in sub.SUBSYSTEMS:
+        m = metrics["subsystems"][s.name]
+        diff = m["differences"]
+        rows[s.name] = {
+            "better yardstick": m["yardstick"].replace("_", " "),
+            "standalone - yardstick": with_interval(diff["standalone_vs_yardstick"]),
+            "decomposes": m["decomposes"],
+            f"standalone - {PAIRED}": with_interval(diff[f"standalone_vs_{mono}"]),
+            f"standalone vs {PAIRED}": m[f"standalone_vs_{mono}"],
+            f"{PAIRED} - yardstick": with_interval(diff[f"{mono}_vs_yardstick"]),
+            f"{PAIRED} vs yardstick": m[f"{mono}_vs_yardstick"],
+        }
+    return pd.DataFrame(rows).T
+
+
+def rollout_table(metrics: dict, mode: str) -> pd.DataFrame:
+    """One mode's ("free_running", "oracle") rollout metric per subsystem and predictor, at each
+    horizon (`a / b / c`)."""
+    horizons = metrics["horizons"]
+    return pd.DataFrame({
+        s.name: {"metric": s.rollout_label} | {
+            who: " / ".join(f"{rolls[who][str(h)]:.3g}" for h in horizons)
+            for who in in_order(rolls)
+        } for s, rolls in ((s, metrics["subsystems"][s.name]["rollout"][mode])
+                           for s in sub.SUBSYSTEMS)
+    }).T  # fmt: skip
 
 
 def decompose_tables(metrics: dict) -> str:
     """The markdown of `table.md` from the decomposition's metrics."""
-    horizons = metrics["horizons"]
-    subs = metrics["subsystems"]
-    rows = []
-    for s in sub.SUBSYSTEMS:
-        m, tf = subs[s.name], subs[s.name]["teacher_forced"]
-        row = {"subsystem": s.name, "headline": s.headline}
-        row |= {f"{a} monolith": tf[f"{a}_monolith"][s.headline] for a in metrics["monoliths"]}
-        row |= {"standalone": tf["standalone"][s.headline],
-                "copy last frame": tf["copy_last_frame"][s.headline],
-                "dead reckoning": tf["dead_reckoning"][s.headline]}  # fmt: skip
-        row |= {k.replace("_", " "): "yes" if m[k] else "no" for k in VERDICTS}
-        row |= {"standalone params": f"{m['standalone_parameters']:,}",
-                "MFLOP/frame": f"{m['standalone_flops_per_frame'] / 1e6:.2f}"}  # fmt: skip
-        rows.append(row)
-    table = pd.DataFrame(rows).set_index("subsystem")
-    rollout_table = pd.DataFrame({
-        s.name: {"metric": s.rollout_label} | {
-            who: " / ".join(f"{v[str(h)]:.3g}" for h in horizons)
-            for who, v in subs[s.name]["rollout"].items()
-        } for s in sub.SUBSYSTEMS
-    }).T  # fmt: skip
+    boot = metrics["bootstrap"]
     costs = pd.DataFrame({
         k: {"parameters": f"{c['parameters']:,}",
             "MFLOP/frame": f"{c['flops_per_frame'] / 1e6:.2f}"}
         for k, c in metrics["cost"].items()
     }).T  # fmt: skip
+    horizons = " / ".join(map(str, metrics["horizons"]))
+    at = f"at {horizons} frames ({metrics['rollout_starts']} starts)"
     return (
-        "## Teacher-forced headline per subsystem\n\n" + table.to_markdown()
-        + f"\n\n## Rollouts at {' / '.join(map(str, horizons))} frames "
-        + f"({metrics['rollout_starts']} starts)\n\n"
-        + rollout_table.to_markdown() + "\n\n## Cost per simulated frame\n\n" + costs.to_markdown()
+        f"## Teacher-forced headline per subsystem ({boot['level']:.0%} intervals over "
+        f"{boot['n_boot']} resamples of the {metrics['data']['val_games']} validation games)\n\n"
+        + headline_table(metrics).to_markdown()
+        + "\n\n## Verdicts (paired differences on the same resamples; `decomposes`: the "
+        + "standalone model beats the better yardstick)\n\n" + verdict_table(metrics).to_markdown()
+        + f"\n\n## Free-running rollouts {at}: every field predicted\n\n"
+        + rollout_table(metrics, "free_running").to_markdown()
+        + f"\n\n## Oracle mode {at}: each subsystem alone, every other field from the replay\n\n"
+        + rollout_table(metrics, "oracle").to_markdown()
+        + "\n\n## Cost per simulated frame\n\n" + costs.to_markdown()
     )  # fmt: skip
-
-
-VERDICTS = ("decomposes", "monolith_beats_copy_last_frame", "standalone_beats_copy_last_frame")
 
 
 def run_decompose(params: Path = Path("params.yaml"), paths: DecomposePaths = DecomposePaths(),
@@ -217,19 +303,18 @@ def run_decompose(params: Path = Path("params.yaml"), paths: DecomposePaths = De
     train_frames, val_frames = frame_store.load(
         paths.frames, enc, settings["val_frac"], settings["split_seed"]
     )
-    horizons, margin = settings["horizons"], settings["margin"]
+    horizons = settings["horizons"]
     paths.models.mkdir(parents=True, exist_ok=True)
     paths.reports.mkdir(parents=True, exist_ok=True)
 
-    # Step 1: inside the monoliths; the yardsticks are the same for every model
+    # Step 1: inside the monoliths; the yardsticks are the Mamba-2's rows' (the standalone's)
     monoliths = {a: train.load(paths.monoliths / a / train.MODEL_FILE)
                  for a in settings["monoliths"]}  # fmt: skip
     teacher, predictions = {}, {}
     for arch, model in monoliths.items():
         predictions[arch] = evaluate.teacher_forced(model, val_frames)
         teacher[arch] = sub.teacher_forced_metrics(enc, predictions[arch])
-        copy_tf = teacher[arch].pop("copy_last_frame")
-        dead_tf = teacher[arch].pop("dead_reckoning")
+    yard_tf = {a: {y: teacher[a].pop(y) for y in sub.YARDSTICKS} for a in monoliths}[PAIRED]
 
     # Step 2: standalone models, each on its own fields
     standalone = {}
@@ -242,7 +327,14 @@ def run_decompose(params: Path = Path("params.yaml"), paths: DecomposePaths = De
         predictions[name] = evaluate.teacher_forced(model, val_frames)
         teacher[name] = sub.teacher_forced_metrics(enc, predictions[name], cfg.owns)[name]
 
-    # Rollouts: monoliths, each subsystem alone in a true world, and the five recomposed
+    # Headlines over resampled validation games, and the verdicts
+    n_games = len(val_frames.md5s)
+    w = intervals.weights(n_games, seed=settings["seed"])
+    owns = {name: cfg.owns for name, cfg in configs.items()}
+    draws = _headline_draws(enc, predictions, owns, list(monoliths), val_frames, w)
+
+    # Rollouts: free-running (monoliths, the five recomposed), and oracle (each subsystem alone,
+    # every other field from the replay); the yardsticks beside both
     starts = evaluate.rollout_starts(val_frames, max(horizons), settings["rollout_starts"],
                                      settings["rollout_seed"])  # fmt: skip
 
@@ -250,21 +342,22 @@ def run_decompose(params: Path = Path("params.yaml"), paths: DecomposePaths = De
         pred = rollout.rollout(model, val_frames, starts, max(horizons), oracle=oracle, guard=True)
         return sub.rollout_errors(val_frames, starts, *pred)
 
-    curves = {a: roll(m)["model"] for a, m in monoliths.items()}
+    free = {a: roll(m)["model"] for a, m in monoliths.items()}
     alone = {name: roll(m, oracle=True)["model"] for name, m in standalone.items()}
     recomposed = roll(list(standalone.values()))
-    curves["standalone"] = {s.rollout: alone[s.name][s.rollout] for s in sub.SUBSYSTEMS}
-    curves["recomposed"] = recomposed["model"]
-    curves["copy last frame"] = recomposed["copy_last_frame"]
-    curves["dead reckoning"] = recomposed["dead_reckoning"]
-    rollouts = {who: sub.at_horizons(e, horizons) for who, e in curves.items()}
+    yard = {"copy last frame": recomposed["copy_last_frame"],
+            "dead reckoning": recomposed["dead_reckoning"]}  # fmt: skip
+    free |= {"recomposed": recomposed["model"]} | yard
+    oracle = {"standalone": {s.rollout: alone[s.name][s.rollout] for s in sub.SUBSYSTEMS}} | yard
+    rollouts = {mode: {who: sub.at_horizons(e, horizons) for who, e in curves.items()}
+                for mode, curves in (("free_running", free), ("oracle", oracle))}  # fmt: skip
     write_text(paths.reports / "rollout_curve.csv", rollout_curve(
         {who: {s.name: e[s.rollout] for s in sub.SUBSYSTEMS if s.rollout in e}
-         for who, e in curves.items()}
+         for who, e in (free | {"standalone oracle": oracle["standalone"]}).items()}
     ))  # fmt: skip
 
     matrices = {
-        "Mamba-2 monolith": transition_counts(predictions["mamba2"]),
+        "Mamba-2 monolith": transition_counts(predictions[PAIRED]),
         "standalone action model": transition_counts(predictions["action_transitions"]),
     }
     cost = {k: (models.n_params(m), sub.flops_per_frame(m))
@@ -273,22 +366,17 @@ def run_decompose(params: Path = Path("params.yaml"), paths: DecomposePaths = De
     events = sub.replay_events(enc, val_frames.floats, val_frames.ints, val_frames.offsets)
     subsystems = {}
     for s in sub.SUBSYSTEMS:
-        mono, alone_fig = teacher["mamba2"][s.name][s.headline], teacher[s.name][s.headline]
-        copy = copy_tf[s.name][s.headline]
         subsystems[s.name] = {
             "owns": list(s.owns(enc)),
             "headline": s.headline,
             "higher_is_better": s.higher_is_better,
-            "decomposes": sub.decomposes(s, alone_fig, mono, margin),
-            "monolith_beats_copy_last_frame": sub.better(s, mono, copy),
-            "standalone_beats_copy_last_frame": sub.better(s, alone_fig, copy),
+            **decomposition.judge(s, draws[s.name], n_games, f"{PAIRED}_monolith"),
             "teacher_forced": {
                 **{f"{a}_monolith": teacher[a][s.name] for a in monoliths},
                 "standalone": teacher[s.name],
-                "copy_last_frame": copy_tf[s.name],
-                "dead_reckoning": dead_tf[s.name],
+                **{y: yard_tf[y][s.name] for y in sub.YARDSTICKS},
             },
-            "rollout": {who: rollouts[who][s.name] for who in rollouts},
+            "rollout": {mode: {who: r[who][s.name] for who in r} for mode, r in rollouts.items()},
             "standalone_parameters": cost[s.name][0],
             "standalone_flops_per_frame": cost[s.name][1],
         }
@@ -297,7 +385,13 @@ def run_decompose(params: Path = Path("params.yaml"), paths: DecomposePaths = De
         "data": _data(train_frames, val_frames),
         "events": {k: int(v.sum()) for k, v in events.items()},
         "player_frames": 2 * val_frames.n_frames,
-        "margin": margin,
+        "bootstrap": {
+            "unit": "validation game",
+            "n_boot": len(w),
+            "level": intervals.LEVEL,
+            "min_games": intervals.MIN_GAMES,
+            "seed": settings["seed"],
+        },
         "horizons": list(horizons),
         "rollout_starts": int(len(starts)),
         "monoliths": list(monoliths),
