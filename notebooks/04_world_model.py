@@ -44,7 +44,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image
 
-from mmlib.worldmodel import frame_store, report, rollout, train
+from mmlib.worldmodel import figures, frame_store, report, rollout, train
 
 plt.rcParams["figure.dpi"] = 80
 pd.set_option("display.precision", 4)
@@ -107,7 +107,7 @@ pd.DataFrame(
 
 # %%
 published = metrics["published_definitions"]["teacher_forced"]
-cell = lambda f: f"{f['value']:.4g} [{f['lo']:.4g}, {f['hi']:.4g}]"  # noqa: E731
+cell = figures.cell  # `value [lo, hi]`
 pd.DataFrame(
     {who.replace("_", " "): {k: cell(v) for k, v in published[who].items()}
      for who in ("model", "copy_last_frame", "dead_reckoning")}
@@ -130,9 +130,9 @@ pd.DataFrame(tf["category_acc"]).T
 roll = metrics["rollout"]
 pd.DataFrame(
     {
-        f"{who} @ {h}": figures
+        f"{who} @ {h}": figs
         for who in ("model", "copy_last_frame", "dead_reckoning")
-        for h, figures in roll[who].items()
+        for h, figs in roll[who].items()
     }  # fmt: skip
 ).T
 

@@ -74,7 +74,7 @@ def main() -> None:
     write_json(root / "reports/world_model/curve.json",
                {"arch": ARCH, "steps": metrics["steps"], "val_games": len(val.md5s),
                 "points": points})  # fmt: skip
-    cell = lambda f: f"{f['value']:.4g} [{f['lo']:.4g}, {f['hi']:.4g}]"  # noqa: E731
+    cell = figures.cell
     print(f"| training games (frames) | {' | '.join(c for _, c in COLUMNS)} |")
     print("|" + "---|" * (1 + len(COLUMNS)))
     for p in points:

@@ -70,7 +70,7 @@ def test_teacher_forced_figures_and_rollout_coherence_have_intervals(held_model)
     rc = figures.rollout_coherence(model, frames, n=40)
     assert rc["starts"] == 40 and rc["steps"] == figures.RC_STEPS
     everything = rc["all"]
-    assert everything["starts"] + 0 == 40 and everything["games"] == 3
+    assert everything["starts"] == 40 and everything["games"] == 3
     for who in ("model", "copy_last_frame", "dead_reckoning"):
         f = everything[who]
         assert 0 <= f["RC@5"]["value"] <= f["RC@10"]["value"] <= f["RC"]["value"] * 1.5

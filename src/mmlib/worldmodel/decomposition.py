@@ -87,8 +87,10 @@ def judge(sub: Subsystem, draws: dict[str, tuple[float, np.ndarray]], n_games: i
     point = {who: v for who, (v, _) in draws.items()}
     yard = [y for y in YARDSTICKS if y in draws]
     defined = all(np.isfinite(point[who]) for who in ("standalone", *yard))
-    sign = 1 if sub.higher_is_better else -1
-    best = max(yard, key=lambda y: sign * point[y]) if defined else yard[0]  # a tie: copy-last
+    # the better yardstick (copy-last on a tie)
+    best = (
+        intervals.better({y: point[y] for y in yard}, sub.higher_is_better) if defined else yard[0]
+    )
     degenerate = not defined or len({v for v in point.values() if np.isfinite(v)}) == 1
     pairs = {"standalone_vs_yardstick": ("standalone", best),
              f"standalone_vs_{monolith}": ("standalone", monolith),
@@ -97,8 +99,7 @@ def judge(sub: Subsystem, draws: dict[str, tuple[float, np.ndarray]], n_games: i
     out["differences"], verdicts = {}, {}
     for key, (a, b) in pairs.items():
         if a in draws and b in draws:  # paired: the same resamples
-            diff = intervals.figure(point[a] - point[b], draws[a][1] - draws[b][1])
-            said = intervals.verdict(diff, sub.higher_is_better, n_games)
+            diff, said = intervals.paired(draws[a], draws[b], sub.higher_is_better, n_games)
             out["differences"][key] = diff
             verdicts[key] = NOT_MEASURABLE if degenerate or said is None else said
     alone = verdicts.pop("standalone_vs_yardstick")

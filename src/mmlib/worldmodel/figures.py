@@ -104,12 +104,11 @@ def _tables(sums: dict, w: np.ndarray, n_games: int, higher=TEACHER_FORCED) -> d
             point, d = intervals.ratio(num, den, w)
             table[name][f], draws[name][f] = intervals.figure(point, d), (point, d)
     versus = {}
-    for f, (point, d) in draws["model"].items():
-        rivals = [y for y in YARDSTICKS if y in draws and f in draws[y]]
-        best = (max if higher[f] else min)(rivals, key=lambda y: draws[y][f][0])
-        diff = intervals.figure(point - draws[best][f][0], d - draws[best][f][1])
-        versus[f] = {"yardstick": best, **diff,
-                     "verdict": intervals.verdict(diff, higher[f], n_games)}  # fmt: skip
+    for f, model in draws["model"].items():
+        rivals = {y: draws[y][f][0] for y in YARDSTICKS if y in draws and f in draws[y]}
+        best = intervals.better(rivals, higher[f])
+        diff, said = intervals.paired(model, draws[best][f], higher[f], n_games)
+        versus[f] = {"yardstick": best, **diff, "verdict": said}
     return {**table, "model_vs_yardstick": versus, "games": n_games}
 
 
@@ -181,7 +180,8 @@ def _frame(rows: dict, columns) -> str:
     return pd.DataFrame(rows).T.reindex(columns=list(columns)).fillna("").to_markdown()
 
 
-def _cell(f: dict | None) -> str:
+def cell(f: dict | None) -> str:
+    """A figure as `value [lo, hi]` (empty where it has none)."""
     if not f or f.get("value") is None:
         return ""
     return f"{f['value']:.4g} [{f['lo']:.4g}, {f['hi']:.4g}]"
@@ -189,12 +189,12 @@ def _cell(f: dict | None) -> str:
 
 def _table_rows(metrics: dict, pick, yardsticks=YARDSTICKS) -> dict:
     """{row: {column: cell}} for each architecture, then the yardsticks (the same for all)."""
-    rows = {arch: {k: _cell(v) for k, v in pick(m)["model"].items() if isinstance(v, dict)}
+    rows = {arch: {k: cell(v) for k, v in pick(m)["model"].items() if isinstance(v, dict)}
             for arch, m in metrics.items()}  # fmt: skip
     first = pick(next(iter(metrics.values())))
     for who in yardsticks:
         if who in first:
-            rows[who.replace("_", " ")] = {k: _cell(v) for k, v in first[who].items()}
+            rows[who.replace("_", " ")] = {k: cell(v) for k, v in first[who].items()}
     return rows
 
 

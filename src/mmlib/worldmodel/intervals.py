@@ -65,6 +65,18 @@ def figure(point: float, draws: np.ndarray, digits: int = 4) -> dict:
     return {"value": r(point), "lo": r(lo), "hi": r(hi)}
 
 
+def better(points: dict[str, float], higher_is_better: bool) -> str:
+    """The key whose point value is best (the first of equals)."""
+    sign = 1 if higher_is_better else -1
+    return max(points, key=lambda k: sign * points[k])
+
+
+def paired(a: tuple, b: tuple, higher_is_better: bool, n_games: int) -> tuple[dict, str | None]:
+    """a - b on the same resamples (a, b: (point, draws)) as a figure, and its `verdict`."""
+    diff = figure(a[0] - b[0], a[1] - b[1])
+    return diff, verdict(diff, higher_is_better, n_games)
+
+
 def verdict(diff: dict, higher_is_better: bool, n_games: int) -> str | None:
     """`beats`, `loses` or `tie` for a difference (a - b) figure: `beats` when its interval lies
     on the good side of 0; `too few games` below MIN_GAMES."""

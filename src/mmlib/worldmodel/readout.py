@@ -113,13 +113,17 @@ class Heads(nn.Module):
             getattr(self, f"{n}_std").copy_(std[n].clamp(min=MIN_STD))
 
 
+def _full_stock_columns(enc) -> list[int]:
+    """Both players' stock columns in the full dynamics head (none under v1)."""
+    if "stocks" not in enc.dynamics:
+        return []
+    return [p * len(enc.dynamics) + enc.dynamics.index("stocks") for p in (0, 1)]
+
+
 def _stock_columns(model_cfg) -> list[int]:
     """Where the stock columns sit in this model's dynamics head (none: it has no stocks)."""
-    enc = model_cfg.encoding
-    if "stocks" not in enc.dynamics:  # v1
-        return []
-    cols = enc.head_columns(model_cfg.owns).get("dynamics") or []
-    stocks = [p * len(enc.dynamics) + enc.dynamics.index("stocks") for p in (0, 1)]
+    cols = model_cfg.encoding.head_columns(model_cfg.owns).get("dynamics") or []
+    stocks = _full_stock_columns(model_cfg.encoding)
     return [j for j, c in enumerate(cols) if c in stocks]
 
 
@@ -143,7 +147,7 @@ def fit_scales(model_cfg, frames) -> tuple[dict, dict]:
                 reckoned = yardsticks.continuous_delta(tgt["prev_velocity"], tgt["prev_binary"])
                 tgt["continuous"] = tgt["continuous"] - reckoned
             if model_cfg.hold and "dynamics" in heads:  # the change of the stock count
-                stocks = [p * len(enc.dynamics) + enc.dynamics.index("stocks") for p in (0, 1)]
+                stocks = _full_stock_columns(enc)
                 tgt["dynamics"][..., stocks] -= tgt["prev_dynamics"][..., stocks]
             out = {}
             for n in heads:

@@ -314,7 +314,10 @@ def run_decompose(params: Path = Path("params.yaml"), paths: DecomposePaths = De
     for arch, model in monoliths.items():
         predictions[arch] = evaluate.teacher_forced(model, val_frames)
         teacher[arch] = sub.teacher_forced_metrics(enc, predictions[arch])
-    yard_tf = {a: {y: teacher[a].pop(y) for y in sub.YARDSTICKS} for a in monoliths}[PAIRED]
+    yard_tf = {y: teacher[PAIRED][y] for y in sub.YARDSTICKS}
+    for arch in monoliths:  # the yardsticks are not a monolith's figures
+        for y in sub.YARDSTICKS:
+            del teacher[arch][y]
 
     # Step 2: standalone models, each on its own fields
     standalone = {}
